@@ -1,0 +1,106 @@
+"""Opening the catalog: engine, sessions, and Alembic migrations applied automatically.
+
+SQLite (WAL, foreign keys on) is the embedded default; PostgreSQL is used when
+`GENLOOP_DATABASE_URL=postgresql+psycopg://...` is set. Opening a catalog brings its
+schema to the newest migration, so users never run migrations by hand.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from genloop.errors import GenloopError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class Catalog:
+    """One database: an engine plus a session factory."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on any error."""
+        with self._sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def migrate(self) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        try:
+            with self.engine.begin() as connection:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise GenloopError(
+                f"cannot open the catalog at {_redacted(self.url)}: {exc.orig}",
+                hint="check GENLOOP_DATABASE_URL (or unset it to use the workspace's SQLite file)",
+            ) from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+_open_catalogs: dict[str, Catalog] = {}
+_open_lock = threading.Lock()
+
+
+def open_catalog(url: str) -> Catalog:
+    """The catalog at `url`, migrated to the newest schema (once per process)."""
+    with _open_lock:
+        catalog = _open_catalogs.get(url)
+        if catalog is None:
+            if url.startswith("sqlite:///"):
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            catalog = Catalog(url)
+            catalog.migrate()
+            _open_catalogs[url] = catalog
+        return catalog
+
+
+def close_all() -> None:
+    with _open_lock:
+        for catalog in _open_catalogs.values():
+            catalog.dispose()
+        _open_catalogs.clear()

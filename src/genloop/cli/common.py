@@ -1,0 +1,52 @@
+"""What every CLI verb shares: the workspace option, opening the catalog, dry-run, output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genloop.catalog import Catalog, open_catalog
+from genloop.config import GenloopConfig
+from genloop.workspace import Workspace
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="Workspace folder (default: the one containing the current directory).",
+        envvar="GENLOOP_WORKSPACE",
+        show_default=False,
+    ),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Say what would run and with which inputs; change nothing.")
+]
+
+
+@dataclass(frozen=True)
+class Context:
+    workspace: Workspace
+    catalog: Catalog
+
+    @property
+    def config(self) -> GenloopConfig:
+        return self.workspace.config
+
+
+def open_context(workspace: Path | None) -> Context:
+    """Find the workspace, validate its genloop.toml, open (and migrate) its catalog."""
+    ws = Workspace(workspace.resolve()) if workspace else Workspace.find()
+    if workspace and not ws.config_path.is_file():
+        ws = Workspace.find(workspace)
+    _ = ws.config  # validate early: a bad genloop.toml is reported before any work starts
+    return Context(ws, open_catalog(ws.database_url))
+
+
+def examples(*lines: str) -> str:
+    """An 'Examples' epilog for --help."""
+    body = "\n\n".join(f"  $ {line}" for line in lines)
+    return f"[bold]Examples[/bold]\n\n{body}"

@@ -1,0 +1,196 @@
+"""Dataset versions: immutable, content-addressed sets of records with a manifest.
+
+On disk (`.genloop/datasets/NAME/VERSION_ID/`)::
+
+    part-00000.parquet ...   records in RECORD_SCHEMA, at most `shard_size` per shard
+    manifest.json            id, name, stage, parent, counts, shard hashes, step report
+
+The version id is a hash of the stage and of every record's (id, label, split), so
+the same data produces the same version and nothing is stored twice. The directory
+is built under a temporary name and renamed into place: a version directory that
+exists is complete. Each version is also a catalog row, with its sources/licenses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import select
+
+from genloop.catalog import Catalog
+from genloop.catalog.models import DatasetSource, DatasetVersion
+from genloop.data.record import Record, records_to_table, table_to_records
+from genloop.errors import NotFoundError
+from genloop.storage import (
+    atomic_write_json,
+    commit_directory,
+    remove_partials,
+    sha256_hex,
+    staging_directory,
+)
+from genloop.workspace import Workspace
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class DatasetHandle:
+    """A dataset version on disk: its manifest, and its records read shard by shard."""
+
+    id: str
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest.get("classes") or [])
+
+    def shards(self) -> list[Path]:
+        return [self.path / shard["file"] for shard in self.manifest["shards"]]
+
+    def iter_tables(self) -> Iterator[pa.Table]:
+        for shard in self.shards():
+            yield pq.read_table(shard)
+
+    def iter_records(self, split: str | None = None) -> Iterator[Record]:
+        for table in self.iter_tables():
+            for record in table_to_records(table):
+                if split is None or record.split == split:
+                    yield record
+
+    def records(self, split: str | None = None) -> list[Record]:
+        return list(self.iter_records(split))
+
+
+def _count(records_meta: Iterable[tuple[str | None, str, str, str]]) -> dict[str, Any]:
+    labels: Counter[str] = Counter()
+    splits: Counter[str] = Counter()
+    sources: Counter[tuple[str, str]] = Counter()
+    for label, split, source, license_ in records_meta:
+        labels[label if label is not None else "(none)"] += 1
+        splits[split] += 1
+        sources[(source, license_)] += 1
+    return {
+        "labels": dict(sorted(labels.items())),
+        "splits": dict(sorted(splits.items())),
+        "sources": [
+            {"source": s, "license": lic, "records": n} for (s, lic), n in sorted(sources.items())
+        ],
+    }
+
+
+def write_dataset_version(
+    workspace: Workspace,
+    catalog: Catalog,
+    records: Iterable[Record],
+    *,
+    name: str,
+    stage: str,
+    parent_id: str | None = None,
+    report: dict[str, Any] | None = None,
+    classes: list[str] | None = None,
+    shard_size: int = 2048,
+    extra: dict[str, Any] | None = None,
+) -> DatasetHandle:
+    """Write `records` (streamed; memory bounded by `shard_size`) as a new dataset version."""
+    datasets_root = workspace.path("datasets", name, "x").parent
+    remove_partials(datasets_root)
+    identity = hashlib.sha256(f"{name}\n{stage}\n".encode())
+    counted: list[tuple[str | None, str, str, str]] = []
+    shards: list[dict[str, Any]] = []
+    with staging_directory(datasets_root, "version") as staging:
+        batch: list[Record] = []
+
+        def flush() -> None:
+            table = records_to_table(batch)
+            file = f"part-{len(shards):05d}.parquet"
+            pq.write_table(table, staging / file, compression="zstd")
+            shards.append(
+                {"file": file, "records": len(batch), "sha256": sha256_hex((staging / file).read_bytes())}
+            )
+            batch.clear()
+
+        for record in records:
+            identity.update(f"{record.id}\t{record.label}\t{record.split}\n".encode())
+            counted.append((record.label, record.split, record.source, record.license))
+            batch.append(record)
+            if len(batch) >= shard_size:
+                flush()
+        if batch or not shards:
+            flush()
+        version_id = identity.hexdigest()[:16]
+        manifest = {
+            "id": version_id,
+            "name": name,
+            "stage": stage,
+            "parent": parent_id,
+            "records": len(counted),
+            "classes": classes,
+            "shards": shards,
+            "report": report or {},
+            **_count(counted),
+            **(extra or {}),
+        }
+        atomic_write_json(staging / MANIFEST, manifest)
+        final = datasets_root / version_id
+        commit_directory(staging, final, replace=False)
+    _register(catalog, manifest, final)
+    return DatasetHandle(version_id, final, manifest)
+
+
+def _register(catalog: Catalog, manifest: dict[str, Any], path: Path) -> None:
+    with catalog.session() as session:
+        if session.get(DatasetVersion, manifest["id"]) is not None:
+            return
+        row = DatasetVersion(
+            id=manifest["id"],
+            name=manifest["name"],
+            stage=manifest["stage"],
+            parent_id=manifest["parent"],
+            path=str(path),
+            record_count=manifest["records"],
+            manifest=manifest,
+        )
+        row.sources = [
+            DatasetSource(source=s["source"], license=s["license"], record_count=s["records"])
+            for s in manifest["sources"]
+        ]
+        session.add(row)
+
+
+def open_dataset_version(workspace: Workspace, catalog: Catalog, version_id: str) -> DatasetHandle:
+    with catalog.session() as session:
+        row = session.get(DatasetVersion, version_id)
+        if row is None:
+            raise NotFoundError(
+                f"dataset version {version_id!r} is not in the catalog",
+                hint="`genloop data ls` lists the dataset versions",
+            )
+        path = Path(row.path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise NotFoundError(f"dataset version {version_id}: {manifest_path} is missing")
+    return DatasetHandle(version_id, path, json.loads(manifest_path.read_text(encoding="utf-8")))
+
+
+def latest_dataset_version(catalog: Catalog, name: str, stage: str) -> str | None:
+    with catalog.session() as session:
+        row = session.scalars(
+            select(DatasetVersion)
+            .where(DatasetVersion.name == name, DatasetVersion.stage == stage)
+            .order_by(DatasetVersion.created_at.desc())
+            .limit(1)
+        ).first()
+        return row.id if row else None
