@@ -77,6 +77,7 @@ def staging_directory(parent: Path, name: str = "staging") -> Iterator[Path]:
     """
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent))
+    staging.chmod(0o755)  # mkdtemp makes it 0700; the final directory should look like any other
     try:
         yield staging
     except BaseException:
