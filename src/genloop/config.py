@@ -12,11 +12,12 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from genloop.errors import ConfigError
 
 CONFIG_FILENAME = "genloop.toml"
+STAGE_ORDER = ("collect", "clean", "annotate", "train", "evaluate", "generate", "publish")
 
 
 class Section(BaseModel):
@@ -55,6 +56,8 @@ class CleanConfig(Section):
 
 class AnnotateConfig(Section):
     labels_from: Literal["source"] = "source"
+    require_labels: bool = True
+    """Drop records without a label (class-conditional models need one); false for unlabelled text."""
     classes: list[str] | None = None
     """Allowed labels; records with any other label are dropped with a reason. Default: all seen."""
 
@@ -100,8 +103,25 @@ class ImproveConfig(Section):
     min_likes: int = Field(default=1, ge=1)
 
 
+class PipelineConfig(Section):
+    stages: list[str] = Field(default_factory=lambda: list(STAGE_ORDER))
+    """Stages `genloop run` executes: the first N of collect, clean, annotate, train, evaluate,
+    generate, publish (each needs the ones before it)."""
+
+    @field_validator("stages")
+    @classmethod
+    def _prefix_of_the_loop(cls, stages: list[str]) -> list[str]:
+        unknown = [s for s in stages if s not in STAGE_ORDER]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGE_ORDER)}")
+        if not stages or stages != list(STAGE_ORDER[: len(stages)]):
+            raise ValueError(f"must be the first N stages in order: {', '.join(STAGE_ORDER)}")
+        return stages
+
+
 class GenloopConfig(Section):
     project: ProjectConfig = ProjectConfig()
+    pipeline: PipelineConfig = PipelineConfig()
     collect: CollectConfig = CollectConfig()
     clean: CleanConfig = CleanConfig()
     annotate: AnnotateConfig = AnnotateConfig()

@@ -1,9 +1,9 @@
 """Progress bars for long work: one Rich bar per stage, silent when not a terminal or in tests.
 
-    with stage_progress("train", total=steps) as advance:
-        for batch in loader:
-            ...
-            advance(1, loss=f"{loss:.3f}")
+with stage_progress("train", total=steps) as advance:
+    for batch in loader:
+        ...
+        advance(1, loss=f"{loss:.3f}")
 """
 
 from __future__ import annotations

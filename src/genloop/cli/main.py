@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from genloop import __version__
 from genloop.errors import GenloopError
@@ -19,11 +20,8 @@ VERB_MODULES = (
     "init_cmd",
     "run_cmd",
     "data_cmds",
-    "train_cmd",
-    "evaluate_cmd",
     "models_cmd",
     "generate_cmd",
-    "publish_cmd",
     "serve_cmd",
     "feedback_cmd",
     "improve_cmd",
@@ -52,7 +50,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """genloop: data-driven generative content."""
 
@@ -66,9 +66,9 @@ def main() -> None:
         app(standalone_mode=False)
     except GenloopError as exc:
         console = Console(stderr=True)
-        console.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            console.print(f"[yellow]hint:[/yellow] {exc.hint}", highlight=False, soft_wrap=True)
+            console.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

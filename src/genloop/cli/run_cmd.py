@@ -1,9 +1,136 @@
-"""CLI verbs: (to be filled in)."""
+"""`genloop run`, one verb per stage (`collect` … `publish`), and `genloop demo`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.markup import escape
+
+from genloop.catalog import open_catalog
+from genloop.cli.common import DryRunOption, WorkspaceOption, examples, open_context
+from genloop.config import STAGE_ORDER
+from genloop.errors import GenloopError
+from genloop.pipeline.runner import StageRun, run_pipeline
+from genloop.progress import say
+from genloop.workspace import Workspace
+from genloop.workspace_init import init_workspace
+
+MAX_DETAIL_LINES = 12
+
+
+def print_stage(run: StageRun) -> None:
+    if run.status == "ran":
+        say(f"[green]✓[/green] [bold]{run.stage:<9}[/bold] {escape(run.summary)}  [dim]({run.seconds:.1f}s)[/dim]")
+    elif run.status == "cached":
+        say(f"[cyan]•[/cyan] [bold]{run.stage:<9}[/bold] [dim]cached: {run.summary}[/dim]")
+    else:
+        say(f"[yellow]→[/yellow] [bold]{run.stage:<9}[/bold] would run: {escape(run.summary)}")
+    for line in run.details[:MAX_DETAIL_LINES]:
+        say(f"    [dim]{escape(line)}[/dim]")
+    if len(run.details) > MAX_DETAIL_LINES:
+        say(f"    [dim]… {len(run.details) - MAX_DETAIL_LINES} more (`genloop data show` has them all)[/dim]")
+
+
+ForceOption = Annotated[
+    list[str] | None,
+    typer.Option("--force", "-f", help="Re-run this stage even if its inputs are unchanged (repeatable)."),
+]
+
+
+def run(
+    workspace: WorkspaceOption = None,
+    until: Annotated[
+        str | None, typer.Option(help=f"Stop after this stage ({', '.join(STAGE_ORDER)}).")
+    ] = None,
+    force: ForceOption = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Run every stage declared in genloop.toml, in order; unchanged stages are skipped."""
+    ctx = open_context(workspace)
+    declared = ctx.config.pipeline.stages
+    if until is not None and until not in declared:
+        raise GenloopError(
+            f"stage {until!r} is not declared in {ctx.workspace.config_path}",
+            hint=f"declared: {', '.join(declared)} ([pipeline].stages)",
+        )
+    run_pipeline(
+        ctx.workspace,
+        ctx.catalog,
+        until=until or declared[-1],
+        force=force or (),
+        dry_run=dry_run,
+        report=print_stage,
+    )
+
+
+def _stage_verb(stage: str):  # type: ignore[no-untyped-def]
+    def verb(
+        workspace: WorkspaceOption = None,
+        force: Annotated[
+            bool, typer.Option("--force", "-f", help="Re-run even if inputs are unchanged.")
+        ] = False,
+        dry_run: DryRunOption = False,
+    ) -> None:
+        ctx = open_context(workspace)
+        run_pipeline(
+            ctx.workspace,
+            ctx.catalog,
+            until=stage,
+            force=[stage] if force else (),
+            dry_run=dry_run,
+            report=print_stage,
+        )
+
+    verb.__doc__ = f"Run the {stage} stage (and any stage before it whose inputs changed)."
+    return verb
+
+
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Workspace folder for the demo.")] = Path("genloop-demo"),
+    tiny: Annotated[bool, typer.Option(help="400 digits and 1 epoch: a 30-second smoke run.")] = False,
+) -> None:
+    """The whole loop on 5,000 real MNIST digits: collect → … → publish, then what to run next."""
+    root = directory.resolve()
+    if not (root / "genloop.toml").is_file():
+        init_workspace(root, "mnist")
+        if tiny:
+            text = (root / "genloop.toml").read_text(encoding="utf-8")
+            text = text.replace("test_fraction = 0.1 ", "limit = 400\ntest_fraction = 0.2 ")
+            text = text.replace("epochs = 5\n", "epochs = 1\n").replace(
+                "samples_per_class = 100", "samples_per_class = 20"
+            )
+            (root / "genloop.toml").write_text(text, encoding="utf-8")
+        say(f"[green]✓[/green] created the demo workspace {root}")
+    else:
+        say(f"[cyan]•[/cyan] using the demo workspace {root}")
+    ws = Workspace(root)
+    catalog = open_catalog(ws.database_url)
+    runs = run_pipeline(ws, catalog, report=print_stage)
+    content = next((r.outputs["content"] for r in runs if r.stage == "generate"), [])
+    say("\n[bold]Next[/bold]")
+    say(f"  genloop serve -w {directory}              # gallery at http://127.0.0.1:8000: like / dislike")
+    say(f"  genloop improve -w {directory}            # fine-tune from the champion on what people liked")
+    if content:
+        say(f"  genloop lineage {content[0][:12]} -w {directory}   # content → model → run → data → license")
+    say(f"  genloop models ls -w {directory}          # versions, aliases, metrics")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `genloop` app."""
+    app.command(
+        epilog=examples(
+            "genloop run",
+            "genloop run --dry-run",
+            "genloop run --until train",
+            "genloop run --force train -w my-project",
+        )
+    )(run)
+    for stage in STAGE_ORDER:
+        if stage == "generate":
+            continue  # its own module: it also generates ad hoc from any model version
+        app.command(
+            name=stage,
+            epilog=examples(f"genloop {stage}", f"genloop {stage} --dry-run", f"genloop {stage} --force"),
+        )(_stage_verb(stage))
+    app.command(epilog=examples("genloop demo", "genloop demo --tiny", "genloop demo /tmp/digits"))(demo)

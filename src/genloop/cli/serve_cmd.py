@@ -1,9 +1,94 @@
-"""CLI verbs: (to be filled in)."""
+"""`genloop serve`: the web console and JSON API of the workspace (uvicorn).
+
+Binds to 127.0.0.1 by default. The console has no login yet, so listening on any
+other interface (reachable from the network) is refused unless GENLOOP_ADMIN_KEY is
+set: a deliberate step that says "I am exposing this server", and the key later
+admin routes will check.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import os
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+from genloop.cli.common import WorkspaceOption, examples, open_context
+from genloop.errors import GenloopError
+
+ADMIN_KEY_ENV = "GENLOOP_ADMIN_KEY"
+MIN_ADMIN_KEY_CHARS = 16
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: addresses no other machine can reach."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def check_bind_host(host: str) -> None:
+    """Refuse a network-reachable host unless an admin key of a sensible length is set."""
+    if is_loopback(host):
+        return
+    key = os.environ.get(ADMIN_KEY_ENV, "")
+    if not key:
+        raise GenloopError(
+            f"refusing to listen on {host}: the console has no login, so anyone who can reach "
+            "this machine could read the catalog and vote",
+            hint=f"keep the default --host 127.0.0.1 (use an SSH tunnel or a reverse proxy), or set "
+            f"{ADMIN_KEY_ENV} to a long random secret to expose it on purpose, e.g. "
+            f'export {ADMIN_KEY_ENV}="$(python -c "import secrets; print(secrets.token_urlsafe(32))")"',
+        )
+    if len(key) < MIN_ADMIN_KEY_CHARS:
+        raise GenloopError(
+            f"{ADMIN_KEY_ENV} is {len(key)} characters; at least {MIN_ADMIN_KEY_CHARS} are needed "
+            f"to listen on {host}",
+            hint='generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"',
+        )
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}/"
+
+
+def serve(
+    workspace: WorkspaceOption = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="TCP port.")] = 8000,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="uvicorn log level (debug, info, warning, error).")
+    ] = "warning",
+) -> None:
+    """Start the web console (gallery, like-rate per model, lineage) and the JSON API."""
+    check_bind_host(host)
+    ctx = open_context(workspace)
+
+    import uvicorn
+
+    from genloop.server.app import create_app
+
+    app = create_app(ctx.workspace)
+    url = _url(host, port)
+    console = Console(highlight=False)
+    console.print(f"genloop console: [bold]{url}[/bold]   (API docs: {url}docs · stop with Ctrl+C)")
+    console.print(f"workspace: {ctx.workspace.root}", style="dim")
+    uvicorn.run(app, host=host.strip("[]"), port=port, log_level=log_level, server_header=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `genloop` app."""
+    """Add `genloop serve` to the `genloop` app."""
+    app.command(
+        "serve",
+        epilog=examples(
+            "genloop serve",
+            "genloop serve --port 8080 -w ~/projects/shop-photos",
+            'GENLOOP_ADMIN_KEY="$(openssl rand -base64 32)" genloop serve --host 0.0.0.0',
+        ),
+    )(serve)

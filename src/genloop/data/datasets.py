@@ -85,9 +85,7 @@ def _count(records_meta: Iterable[tuple[str | None, str, str, str]]) -> dict[str
     return {
         "labels": dict(sorted(labels.items())),
         "splits": dict(sorted(splits.items())),
-        "sources": [
-            {"source": s, "license": lic, "records": n} for (s, lic), n in sorted(sources.items())
-        ],
+        "sources": [{"source": s, "license": lic, "records": n} for (s, lic), n in sorted(sources.items())],
     }
 
 

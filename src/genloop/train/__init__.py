@@ -1,0 +1,63 @@
+"""Training: `train_model` runs the recipe of the configured model family.
+
+    result = train_model(workspace, catalog, dataset, config.train, model_name="digits")
+    result.model_version_id   # "digits-v1", aliased champion
+
+A run is identified by its family, config, datasets and starting point: running the
+same training again returns the finished model version, or resumes a killed run
+from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from genloop.catalog import Catalog
+from genloop.config import TrainConfig
+from genloop.data.datasets import DatasetHandle
+from genloop.errors import GenloopError
+from genloop.models.registry import get_model_family
+from genloop.train.recipes.vae import train_vae
+from genloop.train.runs import TrainResult
+from genloop.workspace import Workspace
+
+__all__ = ["TrainResult", "train_model"]
+
+RECIPES: dict[str, Callable[..., TrainResult]] = {"vae": train_vae}
+
+
+def train_model(
+    workspace: Workspace,
+    catalog: Catalog,
+    dataset: DatasetHandle,
+    cfg: TrainConfig,
+    *,
+    model_name: str,
+    init_from: str | None = None,
+    extra_datasets: Sequence[tuple[DatasetHandle, str, int]] = (),
+    alias: str | None = "champion",
+    feedback_count: int = 0,
+) -> TrainResult:
+    """Train (or fine-tune `init_from`) a `cfg.family` model on `dataset` and register a version.
+
+    `extra_datasets` holds (dataset, role, repeat): its train records are added `repeat`
+    times (feedback fine-tuning). The new version gets `alias` (None: no alias).
+    """
+    get_model_family(cfg.family)  # an unknown family fails here, listing the available ones
+    recipe = RECIPES.get(cfg.family)
+    if recipe is None:
+        raise GenloopError(
+            f"model family {cfg.family!r} has no training recipe",
+            hint=f"families genloop can train: {', '.join(sorted(RECIPES))}",
+        )
+    return recipe(
+        workspace,
+        catalog,
+        dataset,
+        cfg,
+        model_name=model_name,
+        init_from=init_from,
+        extra_datasets=extra_datasets,
+        alias=alias,
+        feedback_count=feedback_count,
+    )

@@ -1,0 +1,230 @@
+"""Data pipelines: steps over batches of records, drop reasons counted, an executor to run them.
+
+A step is any callable with a `name` that takes a batch (list of `Record`) and
+returns the records it keeps plus `(record, reason)` for each one it drops::
+
+    class DropBlank:
+        name = "blank"
+        def __call__(self, batch): return check_each(batch, self.check, modality="image")
+
+A pipeline is a list of steps applied in order. *How* batches are formed and where
+they run is the executor's business (`executors/local.py` now; Ray later), so the
+same step code runs anywhere. Each batch comes back with its own small report and
+the driver merges them: nothing shared is mutated on a worker.
+
+Reasons are plain strings meant for people ("truncated image"). They are counted by
+*kind*: the text before the first `:` or `(`, so "blank image (std=0.0 < 2.0)" and
+"blank image (std=1.2 < 2.0)" count together. A step whose reason has no such
+prefix (it names another record) passes a `Reason` with an explicit kind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from genloop.data.record import Record
+
+EXAMPLES_PER_REASON = 5
+
+
+class Reason(str):
+    """A drop reason (the full text) that is counted under an explicit `kind`."""
+
+    kind: str
+
+    def __new__(cls, text: str, *, kind: str) -> Reason:
+        reason = super().__new__(cls, text)
+        reason.kind = kind
+        return reason
+
+    def __getnewargs_ex__(self) -> tuple[tuple[str], dict[str, str]]:
+        # So reasons survive pickling (batches sent to and from Ray workers).
+        return (str(self),), {"kind": self.kind}
+
+
+def reason_kind(reason: str) -> str:
+    """The key a reason is counted under: its explicit kind, else the text before `:` or `(`."""
+    explicit = getattr(reason, "kind", None)
+    return explicit or re.split(r"[:(]", reason, maxsplit=1)[0].strip() or reason
+
+
+@dataclass
+class StepOutput:
+    kept: list[Record]
+    dropped: list[tuple[Record, str]] = field(default_factory=list)
+
+
+class Step(Protocol):
+    name: str
+
+    def __call__(self, batch: list[Record]) -> StepOutput: ...
+
+
+def check_each(
+    batch: list[Record], check: Callable[[Record], Record | str], *, modality: str | None = None
+) -> StepOutput:
+    """Apply a per-record check: it returns the (possibly changed) record to keep it, a reason to drop it.
+
+    Records of another modality than `modality` pass through untouched, so image and
+    text steps can share one pipeline over mixed data.
+    """
+    output = StepOutput(kept=[])
+    for record in batch:
+        if modality is not None and record.modality != modality:
+            output.kept.append(record)
+            continue
+        result = check(record)
+        if isinstance(result, Record):
+            output.kept.append(result)
+        else:
+            output.dropped.append((record, result))
+    return output
+
+
+@dataclass
+class ReasonCount:
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, example: str, n: int = 1) -> None:
+        self.count += n
+        if len(self.examples) < EXAMPLES_PER_REASON:
+            self.examples.append(example)
+
+    def merge(self, other: ReasonCount) -> None:
+        self.count += other.count
+        room = EXAMPLES_PER_REASON - len(self.examples)
+        self.examples.extend(other.examples[: max(room, 0)])
+
+
+@dataclass
+class StepReport:
+    """What one step saw, kept and dropped (per reason kind, with example locations)."""
+
+    name: str
+    seen: int = 0
+    kept: int = 0
+    dropped: dict[str, ReasonCount] = field(default_factory=dict)
+
+    def add(self, seen: int, output: StepOutput) -> None:
+        self.seen += seen
+        self.kept += len(output.kept)
+        for record, reason in output.dropped:
+            # The example names the file *and* the full reason, e.g. "data/cat/3.png: truncated image".
+            self.dropped.setdefault(reason_kind(reason), ReasonCount()).add(f"{record.where}: {reason}")
+
+    def merge(self, other: StepReport) -> None:
+        self.seen += other.seen
+        self.kept += other.kept
+        for kind, counted in other.dropped.items():
+            self.dropped.setdefault(kind, ReasonCount()).merge(counted)
+
+    def as_dict(self) -> dict[str, Any]:
+        dropped = {kind: c.count for kind, c in self.dropped.items()}
+        return {"name": self.name, "seen": self.seen, "kept": self.kept, "dropped": dropped}
+
+
+@dataclass
+class CleanReport:
+    """The report of a whole pipeline run (clean, annotate): one `StepReport` per step, in order."""
+
+    steps: list[StepReport]
+    kept: int = 0
+
+    @classmethod
+    def for_steps(cls, steps: Iterable[Step]) -> CleanReport:
+        return cls([StepReport(step.name) for step in steps])
+
+    def merge(self, other: CleanReport) -> None:
+        for mine, theirs in zip(self.steps, other.steps, strict=True):
+            mine.merge(theirs)
+        self.kept += other.kept
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(c.count for step in self.steps for c in step.dropped.values())
+
+    def dropped_by_kind(self) -> dict[str, ReasonCount]:
+        merged: dict[str, ReasonCount] = {}
+        for step in self.steps:
+            for kind, counted in step.dropped.items():
+                merged.setdefault(kind, ReasonCount()).merge(counted)
+        return dict(sorted(merged.items(), key=lambda item: -item[1].count))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The manifest's `report`: kept, dropped per reason kind (count + examples), per-step counts."""
+        return {
+            "kept": self.kept,
+            "dropped": {
+                k: {"count": c.count, "examples": c.examples} for k, c in self.dropped_by_kind().items()
+            },
+            "steps": [step.as_dict() for step in self.steps],
+        }
+
+    def summary(self) -> str:
+        """One line for messages: `3 dropped (2 truncated image, 1 blank image)`."""
+        parts = ", ".join(f"{c.count} {kind}" for kind, c in self.dropped_by_kind().items())
+        return f"{self.dropped_total} dropped" + (f" ({parts})" if parts else "")
+
+
+BatchResult = tuple[list[Record], CleanReport]
+
+
+class Executor(Protocol):
+    """Runs `process` over batches of `records`, yielding each batch's result in input order."""
+
+    def run(
+        self,
+        records: Iterable[Record],
+        process: Callable[[list[Record]], BatchResult],
+        *,
+        total: int | None = None,
+        description: str = "clean",
+    ) -> Iterator[BatchResult]: ...
+
+
+def apply_steps(steps: list[Step], batch: list[Record]) -> BatchResult:
+    """Run every step over one batch (what an executor runs, possibly on another worker)."""
+    report = CleanReport.for_steps(steps)
+    for step, step_report in zip(steps, report.steps, strict=True):
+        output = step(batch)
+        step_report.add(len(batch), output)
+        batch = output.kept
+    report.kept = len(batch)
+    return batch, report
+
+
+@dataclass
+class PipelineRun:
+    """The kept records (a lazy iterator) and the report, complete once `kept` is exhausted."""
+
+    kept: Iterator[Record]
+    report: CleanReport
+
+
+def run_pipeline(
+    records: Iterable[Record],
+    steps: list[Step],
+    executor: Executor,
+    *,
+    total: int | None = None,
+    description: str = "clean",
+) -> PipelineRun:
+    """Stream `records` through `steps` on `executor`; nothing is held beyond one batch per worker."""
+    names = [step.name for step in steps]
+    if len(set(names)) != len(names):
+        raise ValueError(f"step names must be unique in a pipeline: {names}")
+    report = CleanReport.for_steps(steps)
+
+    def kept() -> Iterator[Record]:
+        for batch, batch_report in executor.run(
+            records, partial(apply_steps, steps), total=total, description=description
+        ):
+            report.merge(batch_report)
+            yield from batch
+
+    return PipelineRun(kept(), report)

@@ -1,0 +1,162 @@
+"""A small LeNet-style classifier trained on a dataset version's real train split.
+
+It judges generated images: a conditional sample of class k should be classified as
+k (LeCun et al. 1998, http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf, with ReLU,
+max-pooling and wider layers). Cached per dataset version at
+`.genloop/cache/classifiers/DATASET_ID/` (model.safetensors + config.json, written
+atomically) and reused while its settings (classes, image size, channels, epochs,
+seed) match; its own test accuracy is in the config.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from genloop.data.datasets import DatasetHandle
+from genloop.errors import DataError
+from genloop.progress import stage_progress
+from genloop.storage import atomic_directory, atomic_write_bytes, atomic_write_json
+from genloop.train.images import image_tensors
+from genloop.workspace import Workspace
+
+BATCH_SIZE = 32
+LEARNING_RATE = 2e-3
+
+
+class LeNet(nn.Module):
+    """conv5 (16) → pool → conv5 (32) → pool → fc (128) → fc: (B, C, H, W) → class logits (B, K)."""
+
+    def __init__(self, *, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 16, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 16, H/2, W/2)
+            nn.Conv2d(16, 32, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 32, H/4, W/4)
+            nn.AdaptiveAvgPool2d(7),  # (B, 32, 7, 7) whatever the image size (28 → 7 already)
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(32 * 49, 128), nn.ReLU(), nn.Linear(128, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Class indices (N,) for images (N, C, H, W) in [0, 1]."""
+        self.eval()
+        device = next(self.parameters()).device
+        return torch.cat([self(chunk.to(device)).argmax(1).cpu() for chunk in x.split(batch_size)])
+
+
+@dataclass(frozen=True)
+class Classifier:
+    model: LeNet
+    config: dict[str, Any]
+
+    @property
+    def test_accuracy(self) -> float | None:
+        value = self.config.get("test_accuracy")
+        return None if value is None else float(value)
+
+    @property
+    def description(self) -> str:
+        return f"LeNet-style classifier trained on dataset {self.config['dataset_id']}"
+
+
+def accuracy(model: LeNet, x: torch.Tensor, y: torch.Tensor) -> float | None:
+    return float((model.predict(x) == y.cpu()).float().mean()) if len(x) else None
+
+
+def real_data_classifier(
+    workspace: Workspace,
+    dataset: DatasetHandle,
+    *,
+    classes: list[str],
+    image_size: int,
+    channels: int,
+    epochs: int,
+    seed: int = 0,
+) -> Classifier:
+    """The cached classifier for `dataset` with these settings, trained first when missing."""
+    settings = {
+        "dataset_id": dataset.id,
+        "classes": list(classes),
+        "image_size": image_size,
+        "channels": channels,
+        "epochs": epochs,
+        "seed": seed,
+    }
+    directory = workspace.path("cache", "classifiers", dataset.id)
+    cached = _load(directory, settings)
+    if cached is not None:
+        return cached
+    classifier = _train(dataset, settings)
+    with atomic_directory(directory) as staging:
+        state = {k: v.detach().cpu().contiguous() for k, v in classifier.model.state_dict().items()}
+        atomic_write_bytes(staging / "model.safetensors", safetensors_bytes(state))
+        atomic_write_json(staging / "config.json", classifier.config)
+    return classifier
+
+
+def _load(directory: Path, settings: dict[str, Any]) -> Classifier | None:
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        if {key: config.get(key) for key in settings} != settings:
+            return None  # trained with other settings: retrain (and replace)
+        model = LeNet(channels=settings["channels"], num_classes=len(settings["classes"]))
+        model.load_state_dict(load_file(directory / "model.safetensors"))
+    except (OSError, ValueError, RuntimeError):
+        return None
+    return Classifier(model.eval(), config)
+
+
+def _train(dataset: DatasetHandle, settings: dict[str, Any]) -> Classifier:
+    def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return image_tensors(
+            (r for r in dataset.iter_records(split) if r.label in settings["classes"]),
+            classes=settings["classes"],
+            image_size=settings["image_size"],
+            channels=settings["channels"],
+            what=f"dataset {dataset.id} ({split} split)",
+        )
+
+    train_x, train_y = tensors("train")
+    if len(train_x) == 0:
+        raise DataError(f"dataset {dataset.id} has no labelled train records to train a classifier on")
+    test_x, test_y = tensors("test")
+    generator = torch.Generator().manual_seed(settings["seed"])
+    with torch.random.fork_rng():  # the classifier's seed must not disturb the caller's RNG
+        torch.manual_seed(settings["seed"])
+        model = LeNet(channels=settings["channels"], num_classes=len(settings["classes"]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    steps = settings["epochs"] * -(-len(train_x) // BATCH_SIZE)
+    with stage_progress("classifier", total=steps) as advance:
+        for _epoch in range(settings["epochs"]):
+            model.train()
+            for rows in torch.randperm(len(train_x), generator=generator).split(BATCH_SIZE):
+                loss = F.cross_entropy(model(train_x[rows]), train_y[rows])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                advance(1, loss=f"{float(loss.detach()):.3f}")
+    config = {
+        **settings,
+        "kind": "lenet",
+        "train_records": len(train_x),
+        "test_records": len(test_x),
+        "test_accuracy": accuracy(model, test_x, test_y),
+    }
+    return Classifier(model.eval(), config)

@@ -1,0 +1,104 @@
+"""`genloop improve`: feedback → a challenger model version, evaluated beside the champion.
+
+    liked items ──► feedback dataset version ─┐
+    champion's training data ─────────────────┼─► fine-tune from the champion ─► challenger
+                                              │      (liked items repeated `liked_weight`×,
+                                              │       the original data holds quality)
+    evaluate champion and challenger on the same held-out data ─► the comparison
+
+Promotion stays a decision (`genloop models promote`); gates and bandits come with
+the evaluate and loop issues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from genloop.catalog import Catalog
+from genloop.catalog.models import Evaluation, ModelVersion, RunDataset
+from genloop.config import GenloopConfig
+from genloop.data.datasets import open_dataset_version
+from genloop.errors import DataError
+from genloop.evaluate import evaluate_model
+from genloop.improve.feedback_data import build_feedback_dataset
+from genloop.models.versions import resolve_model_version
+from genloop.train import train_model
+from genloop.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class ImproveResult:
+    champion: str
+    challenger: str
+    feedback_dataset: str
+    liked: int
+    feedback_events: int
+    champion_metrics: dict[str, Any]
+    challenger_metrics: dict[str, Any]
+
+
+def _training_dataset_id(catalog: Catalog, version_id: str) -> str:
+    with catalog.session() as session:
+        version = session.get(ModelVersion, version_id)
+        assert version is not None  # resolve_model_version checked it
+        row = session.scalars(
+            select(RunDataset).where(RunDataset.run_id == version.run_id, RunDataset.role == "train")
+        ).first()
+        if row is None:
+            raise DataError(f"model version {version_id} has no training dataset in the catalog")
+        return row.dataset_version_id
+
+
+def _latest_metrics(catalog: Catalog, version_id: str, dataset_id: str) -> dict[str, Any] | None:
+    with catalog.session() as session:
+        row = session.scalars(
+            select(Evaluation)
+            .where(Evaluation.model_version_id == version_id, Evaluation.dataset_version_id == dataset_id)
+            .order_by(Evaluation.created_at.desc())
+        ).first()
+        return dict(row.metrics) if row else None
+
+
+def improve(workspace: Workspace, catalog: Catalog, config: GenloopConfig) -> ImproveResult:
+    name = config.project.name
+    champion = resolve_model_version(catalog, f"{name}@champion")
+    feedback = build_feedback_dataset(workspace, catalog, name)
+    if feedback.dataset is None or len(feedback.liked) < config.improve.min_likes:
+        raise DataError(
+            f"no liked items for model {name!r} yet ({feedback.events} feedback events)",
+            hint="run `genloop serve`, open the gallery and like the images you want more of",
+        )
+    base = open_dataset_version(workspace, catalog, _training_dataset_id(catalog, champion))
+    train_cfg = config.train.model_copy(
+        update={"epochs": config.improve.epochs, "learning_rate": config.improve.learning_rate}
+    )
+    trained = train_model(
+        workspace,
+        catalog,
+        base,
+        train_cfg,
+        model_name=name,
+        init_from=champion,
+        extra_datasets=[(feedback.dataset, "feedback", config.improve.liked_weight)],
+        alias="challenger",
+        feedback_count=feedback.events,
+    )
+    champion_metrics = (
+        _latest_metrics(catalog, champion, base.id)
+        or evaluate_model(workspace, catalog, champion, base, config.evaluate).metrics
+    )
+    challenger_metrics = evaluate_model(
+        workspace, catalog, trained.model_version_id, base, config.evaluate
+    ).metrics
+    return ImproveResult(
+        champion,
+        trained.model_version_id,
+        feedback.dataset.id,
+        len(feedback.liked),
+        feedback.events,
+        champion_metrics,
+        challenger_metrics,
+    )

@@ -1,0 +1,61 @@
+"""The web console and JSON API of one workspace: `create_app` only assembles the parts.
+
+    /                     gallery of published items, like / dislike buttons
+    /models               like-rate per model version
+    /content/{id}         one item and its lineage
+    /api/v1/...           the same as JSON (see /docs, /openapi.json)
+    /healthz              liveness + catalog check
+    /static/...           CSS and JavaScript, all served from here (no CDN)
+
+The app holds no state of its own beyond the catalog handle, so several workers
+can serve one PostgreSQL catalog.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from genloop import __version__
+from genloop.catalog import open_catalog
+from genloop.server.api import analytics, content, feedback, health, lineage
+from genloop.server.errors import install_error_handlers
+from genloop.server.middleware import SecurityHeadersMiddleware
+from genloop.server.web import docs, pages
+from genloop.server.web.filters import register_filters
+from genloop.workspace import Workspace
+
+WEB_DIR = Path(__file__).parent / "web"
+MAX_BODY_BYTES = 16 * 1024
+"""No route takes more than a few hundred bytes: the skeleton has no uploads."""
+
+
+def create_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=WEB_DIR / "templates")
+    register_filters(templates.env)
+    templates.env.globals["genloop_version"] = __version__
+    return templates
+
+
+def create_app(workspace: Workspace) -> FastAPI:
+    app = FastAPI(
+        title="genloop",
+        version=__version__,
+        summary="Generated content, its publications, feedback and lineage.",
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN; /docs is a local page instead
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        max_body_size=MAX_BODY_BYTES,
+    )
+    app.state.workspace = workspace
+    app.state.catalog = open_catalog(workspace.database_url)
+    app.state.templates = create_templates()
+    app.add_middleware(SecurityHeadersMiddleware)
+    install_error_handlers(app)
+    for module in (health, content, feedback, analytics, lineage, pages, docs):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    return app

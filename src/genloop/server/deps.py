@@ -1,0 +1,61 @@
+"""What routes depend on, as `Annotated` aliases: the workspace, its catalog, the viewer.
+
+The viewer is pseudonymous: a random id in the `genloop_viewer` cookie (HttpOnly,
+SameSite=Strict), created on the first request that needs it. It identifies a
+browser, never a person, and carries no other data.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+from fastapi.templating import Jinja2Templates
+
+from genloop.catalog import Catalog
+from genloop.workspace import Workspace
+
+VIEWER_COOKIE = "genloop_viewer"
+VIEWER_COOKIE_MAX_AGE = 365 * 24 * 3600
+_VIEWER_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def get_workspace(request: Request) -> Workspace:
+    workspace: Workspace = request.app.state.workspace
+    return workspace
+
+
+def get_catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+def get_templates(request: Request) -> Jinja2Templates:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates
+
+
+def get_viewer_id(request: Request, response: Response) -> str:
+    """The viewer id from the cookie; a new random one (and the cookie) when missing or malformed."""
+    current = request.cookies.get(VIEWER_COOKIE)
+    if current and _VIEWER_ID.fullmatch(current):
+        return current
+    viewer_id = secrets.token_urlsafe(18)  # 24 characters, 144 random bits
+    response.set_cookie(
+        VIEWER_COOKIE,
+        viewer_id,
+        max_age=VIEWER_COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return viewer_id
+
+
+WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
+ViewerDep = Annotated[str, Depends(get_viewer_id)]

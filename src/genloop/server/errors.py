@@ -1,0 +1,72 @@
+"""GenloopError → HTTP: a JSON body `{"detail", "hint"}` for the API, an HTML page for the console.
+
+NotFoundError → 404, a reused idempotency key → 409, any other GenloopError (bad
+input the user can fix) → 400. Anything else is a bug and stays a 500.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from genloop.errors import GenloopError, NotFoundError
+from genloop.feedback.events import IdempotencyConflictError
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    hint: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "Not in the catalog"},
+}
+
+
+def status_for(exc: GenloopError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, IdempotencyConflictError):
+        return 409
+    return 400
+
+
+def _wants_html(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(("/api/", "/healthz", "/openapi.json", "/static/")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _error_page(request: Request, status: int, title: str, message: str, hint: str | None) -> Response:
+    templates = request.app.state.templates
+    context = {"status": status, "title": title, "message": message, "hint": hint}
+    page: Response = templates.TemplateResponse(request, "error.html", context, status_code=status)
+    return page
+
+
+async def genloop_error_handler(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, GenloopError):  # registered for GenloopError only
+        raise exc
+    status = status_for(exc)
+    if _wants_html(request):
+        title = "Not found" if status == 404 else "Cannot do that"
+        return _error_page(request, status, title, exc.message, exc.hint)
+    return JSONResponse(ErrorBody(detail=exc.message, hint=exc.hint).model_dump(), status_code=status)
+
+
+async def page_http_error_handler(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, StarletteHTTPException):  # registered for HTTPException only
+        raise exc
+    if _wants_html(request):
+        title = "Not found" if exc.status_code == 404 else "Error"
+        return _error_page(request, exc.status_code, title, str(exc.detail), None)
+    return await http_exception_handler(request, exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GenloopError, genloop_error_handler)
+    app.add_exception_handler(StarletteHTTPException, page_http_error_handler)

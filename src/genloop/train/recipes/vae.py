@@ -1,0 +1,331 @@
+"""VAE training recipe: maximise the ELBO of a class-conditional VAE, one explicit loop.
+
+    setup    data tensors, model (fresh, or a parent version to fine-tune), Adam; resume
+             from the newest checkpoint of this run when there is one
+    train    for each epoch: shuffle with a generator seeded by seed + epoch (so a resumed
+             epoch sees the same batches), minimise recon + β·KL = −ELBO_β per image,
+             checkpoint every `checkpoint_every_steps` steps and at each epoch end,
+             held-out loss + a fixed-noise sample grid after each epoch
+    save     register the model version (and alias) in the catalog
+    cleanup  mark the run completed (or failed, on any error)
+
+Everything a run writes lives in `.genloop/runs/RUN_ID/`: config.json, checkpoints/,
+samples/epoch-001.png, model/.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from genloop.catalog import Catalog
+from genloop.config import TrainConfig
+from genloop.data.datasets import DatasetHandle
+from genloop.errors import DataError, GenloopError
+from genloop.models.vae import ConditionalVAE, VAEConfig
+from genloop.models.versions import LoadedModel, load_model_version, register_model_version
+from genloop.progress import Advance, say, stage_progress
+from genloop.storage import atomic_directory, atomic_write_bytes, atomic_write_json
+from genloop.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from genloop.train.images import dataset_classes, grid_png, image_tensors
+from genloop.train.runs import DatasetUse, RunRecorder, TrainResult, completed_result, run_id_for
+from genloop.workspace import Workspace
+
+FAMILY = "vae"
+LOG_EVERY_STEPS = 5
+EVAL_BATCH = 512
+
+
+@dataclass
+class _Loop:
+    """Everything the training loop touches."""
+
+    model: ConditionalVAE
+    optimizer: torch.optim.Optimizer
+    train_x: torch.Tensor  # (N, C, H, W) in [0, 1], on device
+    train_y: torch.Tensor  # (N,) class indices
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    state: TrainerState
+    run_dir: Path
+    recorder: RunRecorder
+
+
+def use_available_cpus() -> None:
+    """One intra-op thread per CPU this process may use (unless OMP_NUM_THREADS says otherwise)."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, cpus))
+
+
+def train_vae(
+    workspace: Workspace,
+    catalog: Catalog,
+    dataset: DatasetHandle,
+    cfg: TrainConfig,
+    *,
+    model_name: str,
+    init_from: str | None = None,
+    extra_datasets: Sequence[tuple[DatasetHandle, str, int]] = (),
+    alias: str | None = "champion",
+    feedback_count: int = 0,
+) -> TrainResult:
+    use_available_cpus()
+    parent = load_model_version(workspace, catalog, init_from) if init_from else None
+    uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
+    model_config = _model_config(cfg, dataset, parent)
+    train_config = cfg.model_dump(mode="json")
+    parent_id = parent.version_id if parent else None
+    run_id = run_id_for(
+        family=FAMILY, model_name=model_name, config=train_config, uses=uses, init_from=parent_id
+    )
+    run_dir = workspace.path("runs", run_id, "config.json").parent
+    with workspace.lock(f"run-{run_id}"):
+        done = completed_result(catalog, run_id)
+        if done is not None:
+            say(f"run {run_id} already completed: model version {done.model_version_id}")
+            return done
+        atomic_write_json(
+            run_dir / "config.json",
+            {
+                "family": FAMILY,
+                "model_name": model_name,
+                "train": train_config,
+                "model": asdict(model_config),
+                "datasets": [{"id": u.dataset.id, "role": u.role, "repeat": u.repeat} for u in uses],
+                "init_from": parent_id,
+            },
+        )
+        recorder = RunRecorder(catalog, run_id)
+        recorder.start(
+            model_name=model_name,
+            family=FAMILY,
+            config=train_config,
+            parent_model_version_id=parent_id,
+            path=str(run_dir),
+            uses=uses,
+        )
+        try:
+            loop = _setup(cfg, model_config, uses, parent, run_dir, recorder)
+            resumed_from = _resume(loop, run_id)
+            _train(loop, cfg)
+            version_id = _save(workspace, catalog, loop, model_name, parent_id, alias, feedback_count)
+        except BaseException:
+            recorder.finish("failed")
+            raise
+        recorder.finish("completed")
+    result = completed_result(catalog, run_id)
+    metrics = result.metrics if result else {}
+    return TrainResult(run_id, version_id, resumed_from, cfg.epochs, metrics)
+
+
+# -- setup -----------------------------------------------------------------------------------------
+
+
+def _model_config(cfg: TrainConfig, dataset: DatasetHandle, parent: LoadedModel | None) -> VAEConfig:
+    """A fresh model's config from [train]; a fine-tuned one keeps its parent's architecture."""
+    if parent is None:
+        return VAEConfig(
+            image_size=cfg.image_size,
+            channels=cfg.channels,
+            classes=dataset_classes(dataset),
+            latent_dim=cfg.latent_dim,
+            hidden_channels=cfg.hidden_channels,
+            beta=cfg.beta,
+        )
+    if parent.family != FAMILY:
+        raise GenloopError(
+            f"{parent.version_id} is a {parent.family!r} model; the vae recipe fine-tunes vae models only",
+            hint="fine-tune from a vae model version, or set [train].family to match",
+        )
+    return VAEConfig(**{k: v for k, v in parent.config.items() if k != "family"})
+
+
+def _setup(
+    cfg: TrainConfig,
+    model_config: VAEConfig,
+    uses: Sequence[DatasetUse],
+    parent: LoadedModel | None,
+    run_dir: Path,
+    recorder: RunRecorder,
+) -> _Loop:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(cfg.seed)  # initial weights and the reparameterisation noise
+    model = parent.model if parent is not None else ConditionalVAE.build(model_config)
+    if not isinstance(model, ConditionalVAE):
+        raise GenloopError(f"the vae recipe cannot train a {type(model).__name__}")
+    train_x, train_y = _train_tensors(uses, model_config)
+    if parent is None:
+        model.init_output_bias(train_x, train_y)  # start from the class means (see ConditionalVAE)
+    model.to(device).train()
+    dataset = uses[0].dataset
+    test_x, test_y = image_tensors(
+        dataset.iter_records("test"),
+        classes=model_config.classes,
+        image_size=model_config.image_size,
+        channels=model_config.channels,
+        what=f"dataset {dataset.id} (test split)",
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    return _Loop(
+        model,
+        optimizer,
+        train_x.to(device),
+        train_y.to(device),
+        test_x.to(device),
+        test_y.to(device),
+        TrainerState(extra={"epoch_loss_sum": 0.0, "epoch_batches": 0.0}),
+        run_dir,
+        recorder,
+    )
+
+
+def _train_tensors(uses: Sequence[DatasetUse], config: VAEConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train split of every dataset, each repeated `repeat` times → (x (N, C, H, W), y (N,))."""
+    xs, ys = [], []
+    for use in uses:
+        if use.repeat < 0:
+            raise GenloopError(f"dataset {use.dataset.id}: repeat must be ≥ 0 (got {use.repeat})")
+        x, y = image_tensors(
+            use.dataset.iter_records("train"),
+            classes=config.classes,
+            image_size=config.image_size,
+            channels=config.channels,
+            what=f"dataset {use.dataset.id} ({use.role})",
+        )
+        xs.append(x.repeat(use.repeat, 1, 1, 1))
+        ys.append(y.repeat(use.repeat))
+    train_x, train_y = torch.cat(xs), torch.cat(ys)
+    if len(train_x) == 0:
+        raise DataError(
+            f"dataset {uses[0].dataset.id} has no records in the train split",
+            hint="collect more data, or lower [collect].test_fraction",
+        )
+    return train_x, train_y
+
+
+def _resume(loop: _Loop, run_id: str) -> int | None:
+    """Continue from the newest complete checkpoint of this run, if any."""
+    checkpoint = latest_checkpoint(loop.run_dir)
+    if checkpoint is not None:
+        loop.state = load_checkpoint(checkpoint, model=loop.model, optimizer=loop.optimizer)
+        say(f"resuming run {run_id} from step {loop.state.global_step}")
+    # metrics an interrupted attempt logged after its last checkpoint are logged again below
+    loop.recorder.forget_after(loop.state.global_step)
+    return loop.state.global_step if checkpoint is not None else None
+
+
+# -- train -----------------------------------------------------------------------------------------
+
+
+def _train(loop: _Loop, cfg: TrainConfig) -> None:
+    batches_per_epoch = -(-len(loop.train_x) // cfg.batch_size)
+    with stage_progress("train", total=cfg.epochs * batches_per_epoch) as advance:
+        advance(loop.state.global_step)
+        for epoch in range(loop.state.epoch, cfg.epochs):
+            _train_epoch(loop, cfg, epoch, advance)
+            _end_epoch(loop, cfg, epoch)
+
+
+def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance) -> None:
+    order = torch.randperm(len(loop.train_x), generator=torch.Generator().manual_seed(cfg.seed + epoch))
+    batches = order.split(cfg.batch_size)
+    state, model = loop.state, loop.model
+    model.train()
+    for index in range(state.step_in_epoch, len(batches)):  # skips the batches a resumed epoch did
+        rows = batches[index].to(loop.train_x.device)
+        # maximise ELBO = E_q[log p(x|z,y)] − KL(q(z|x,y) ‖ p(z)): minimise recon + β·KL
+        losses = model.loss(loop.train_x[rows], loop.train_y[rows])
+        loop.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        loop.optimizer.step()
+        loss = float(losses["loss"].detach())
+        state.global_step += 1
+        state.step_in_epoch = index + 1
+        state.extra["epoch_loss_sum"] += loss
+        state.extra["epoch_batches"] += 1
+        advance(1, epoch=epoch + 1, loss=f"{loss:.1f}")
+        if state.global_step % LOG_EVERY_STEPS == 0:
+            loop.recorder.log(step=state.global_step, epoch=epoch, train_loss=loss)
+        if state.global_step % cfg.checkpoint_every_steps == 0 and index + 1 < len(batches):
+            _checkpoint(loop, epochs_done=epoch)
+
+
+def _end_epoch(loop: _Loop, cfg: TrainConfig, epoch: int) -> None:
+    """Held-out loss, sample grid, epoch metrics; then the epoch-end checkpoint."""
+    state = loop.state
+    metrics = {"epoch_train_loss": state.extra["epoch_loss_sum"] / max(1.0, state.extra["epoch_batches"])}
+    if len(loop.test_x):
+        metrics.update({f"epoch_heldout_{k}": v for k, v in _heldout_losses(loop, cfg.seed).items()})
+    loop.recorder.log(step=state.global_step, epoch=epoch, **metrics)
+    _write_sample_grid(loop, cfg, epoch)
+    state.epoch, state.step_in_epoch = epoch + 1, 0
+    state.extra.update(epoch_loss_sum=0.0, epoch_batches=0.0)
+    _checkpoint(loop, epochs_done=epoch + 1)
+
+
+@torch.no_grad()
+def _heldout_losses(loop: _Loop, seed: int) -> dict[str, float]:
+    """Mean held-out loss, recon and KL per image; fixed posterior noise so epochs compare."""
+    loop.model.eval()
+    generator = torch.Generator(device=loop.test_x.device).manual_seed(seed)
+    totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    for x, y in zip(loop.test_x.split(EVAL_BATCH), loop.test_y.split(EVAL_BATCH), strict=True):
+        for name, value in loop.model.loss(x, y, generator=generator).items():
+            totals[name] += float(value) * len(x)
+    loop.model.train()
+    return {name: total / len(loop.test_x) for name, total in totals.items()}
+
+
+def _write_sample_grid(loop: _Loop, cfg: TrainConfig, epoch: int) -> None:
+    """Rows = classes, columns = `grid_per_class`; the same noise every epoch (seed = cfg.seed)."""
+    classes = len(loop.model.classes)
+    condition = torch.arange(classes).repeat_interleave(cfg.grid_per_class)  # (K · columns,)
+    loop.model.eval()
+    images = loop.model.sample(len(condition), condition, seed=cfg.seed)  # (K · columns, C, H, W)
+    loop.model.train()
+    path = loop.run_dir / "samples" / f"epoch-{epoch + 1:03d}.png"
+    atomic_write_bytes(path, grid_png(images, columns=cfg.grid_per_class))
+
+
+def _checkpoint(loop: _Loop, *, epochs_done: int) -> None:
+    # metrics first: a crash between the two leaves rows past the last checkpoint, which resume deletes
+    loop.recorder.flush(epochs_done=epochs_done, steps_done=loop.state.global_step)
+    save_checkpoint(
+        loop.run_dir / "checkpoints", model=loop.model, optimizer=loop.optimizer, state=loop.state
+    )
+
+
+# -- save ------------------------------------------------------------------------------------------
+
+
+def _save(
+    workspace: Workspace,
+    catalog: Catalog,
+    loop: _Loop,
+    model_name: str,
+    parent_id: str | None,
+    alias: str | None,
+    feedback_count: int,
+) -> str:
+    weights_dir = loop.run_dir / "model"
+    with atomic_directory(weights_dir) as staging:
+        loop.model.save(staging)
+    version_id = register_model_version(
+        workspace,
+        catalog,
+        name=model_name,
+        family=FAMILY,
+        run_id=loop.recorder.run_id,
+        weights_dir=weights_dir,
+        parent_id=parent_id,
+        feedback_count=feedback_count,
+        alias=alias,
+    )
+    say(f"model version {version_id} ({weights_dir})")
+    return version_id

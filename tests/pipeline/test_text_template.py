@@ -1,0 +1,34 @@
+"""The text template: a user's text folder becomes a versioned, licensed dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from genloop.catalog import open_catalog
+from genloop.data.datasets import open_dataset_version
+from genloop.pipeline.runner import run_pipeline
+from genloop.workspace import Workspace
+from genloop.workspace_init import init_workspace
+
+
+def test_text_template_runs_its_declared_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GENLOOP_DATABASE_URL", raising=False)
+    init_workspace(tmp_path, "text", name="replies")
+    folder = tmp_path / "data" / "text"
+    (folder / "refund").mkdir(parents=True)
+    (folder / "refund" / "a.txt").write_text("您好，退款将在三个工作日内原路退回，请注意查收。", encoding="utf-8")
+    (folder / "refund" / "b.txt").write_bytes("退款申请已经受理，我们会尽快为您处理，谢谢耐心等待。".encode("gbk"))
+    (folder / "loose.txt").write_text("Thanks for reaching out! Your order ships tomorrow morning.", encoding="utf-8")
+    (folder / "short.txt").write_text("ok", encoding="utf-8")
+    ws = Workspace(tmp_path)
+    catalog = open_catalog(ws.database_url)
+    runs = run_pipeline(ws, catalog, until=ws.config.pipeline.stages[-1])
+    assert [r.stage for r in runs] == ["collect", "clean", "annotate"]
+    dataset = open_dataset_version(ws, catalog, runs[-1].outputs["dataset"])
+    texts = {r.payload.decode("utf-8"): r.label for r in dataset.iter_records()}
+    assert len(texts) == 3  # "ok" is shorter than [clean].min_text_chars
+    assert any("退款申请" in text for text in texts)  # the GBK file was decoded
+    assert {label for label in texts.values()} == {"refund", None}
+    assert {s["license"] for s in dataset.manifest["sources"]} == {"proprietary"}
