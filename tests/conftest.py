@@ -48,7 +48,9 @@ def postgres_problem() -> str | None:
                 connection.execute(sa.text("select 1"))
             engine.dispose()
         except Exception as exc:
-            _postgres_problem = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.__class__.__name__}: {exc}"
+            _postgres_problem = (
+                f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.__class__.__name__}: {exc}"
+            )
     return _postgres_problem
 
 

@@ -72,6 +72,19 @@ class Workspace:
         candidate = Path(value).expanduser()
         return candidate if candidate.is_absolute() else self.root / candidate
 
+    def relative(self, path: Path) -> str:
+        """How an artifact path is stored in the catalog: relative to the workspace, so a
+        workspace can be moved or copied (absolute when it lies outside)."""
+        try:
+            return str(path.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+    def artifact(self, stored: str) -> Path:
+        """The inverse of `relative`: a catalogued path as a path on this machine."""
+        candidate = Path(stored)
+        return candidate if candidate.is_absolute() else self.root / candidate
+
     @contextmanager
     def lock(self, name: str = "pipeline", timeout: float = 5.0) -> Iterator[None]:
         """Exclusive lock so two processes never run the same stage in one workspace."""

@@ -34,7 +34,15 @@ def _count(catalog, model) -> int:  # type: ignore[no-untyped-def]
 def test_whole_loop_then_improve_then_lineage(workspace: Workspace) -> None:
     catalog = open_catalog(workspace.database_url)
     runs = run_pipeline(workspace, catalog)
-    assert [r.stage for r in runs] == ["collect", "clean", "annotate", "train", "evaluate", "generate", "publish"]
+    assert [r.stage for r in runs] == [
+        "collect",
+        "clean",
+        "annotate",
+        "train",
+        "evaluate",
+        "generate",
+        "publish",
+    ]
     assert all(r.status == "ran" for r in runs)
     out = {r.stage: r.outputs for r in runs}
 
@@ -59,11 +67,14 @@ def test_whole_loop_then_improve_then_lineage(workspace: Workspace) -> None:
     with catalog.session() as s:
         model = s.get(ModelVersion, model_id)
         assert model is not None
-        assert (Path(model.path) / "model.safetensors").is_file() and (Path(model.path) / "config.json").is_file()
+        model_dir = workspace.artifact(model.path)
+        assert (model_dir / "model.safetensors").is_file() and (model_dir / "config.json").is_file()
         alias = s.get(ModelAlias, ("digits", "champion"))
         assert alias is not None and alias.model_version_id == model_id
         evaluation = s.scalars(select(Evaluation).where(Evaluation.model_version_id == model_id)).one()
-        assert {"heldout_elbo", "conditional_accuracy", "conditional_accuracy_per_class"} <= set(evaluation.metrics)
+        assert {"heldout_elbo", "conditional_accuracy", "conditional_accuracy_per_class"} <= set(
+            evaluation.metrics
+        )
         assert set(evaluation.metrics["conditional_accuracy_per_class"]) == {str(d) for d in range(10)}
 
     # Generate + publish: 2 per class, each file carrying its AIGC label.
@@ -72,7 +83,8 @@ def test_whole_loop_then_improve_then_lineage(workspace: Workspace) -> None:
     with catalog.session() as s:
         item = s.get(ContentItem, content[0])
         assert item is not None
-        label = read_implicit_label(Path(item.path))
+        label = read_implicit_label(workspace.artifact(item.path))
+        assert not Path(item.path).is_absolute()  # the workspace can be moved
     assert label is not None and label["ProduceID"] == content[0] and label["ReservedCode1"] == model_id
 
     # Re-running changes nothing.
@@ -91,7 +103,10 @@ def test_whole_loop_then_improve_then_lineage(workspace: Workspace) -> None:
         challenger = s.get(ModelVersion, result.challenger)
         assert challenger is not None
         assert challenger.parent_id == model_id and challenger.feedback_count == 7
-        roles = {r.role: r.dataset_version_id for r in s.scalars(select(RunDataset).where(RunDataset.run_id == challenger.run_id))}
+        roles = {
+            r.role: r.dataset_version_id
+            for r in s.scalars(select(RunDataset).where(RunDataset.run_id == challenger.run_id))
+        }
     assert roles == {"train": annotated, "feedback": result.feedback_dataset}
     assert "conditional_accuracy" in result.challenger_metrics
 

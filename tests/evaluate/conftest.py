@@ -76,9 +76,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     cfg = TrainConfig(
         epochs=5, batch_size=32, learning_rate=3e-3, latent_dim=8, hidden_channels=16, grid_per_class=1
     )
-    result = train_model(workspace, catalog, dataset, cfg, model_name="digits")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENLOOP_NUM_THREADS", "1")  # as one_training_thread, which is per test
+        result = train_model(workspace, catalog, dataset, cfg, model_name="digits")
     yield Trained(workspace, catalog, dataset, result.model_version_id, result.run_id)
     close_all()
+
+
+@pytest.fixture(autouse=True)
+def one_training_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny models gain nothing from a second thread, and lose a lot when the CPUs are shared."""
+    monkeypatch.setenv("GENLOOP_NUM_THREADS", "1")
 
 
 @pytest.fixture

@@ -126,3 +126,11 @@ def test_invalid_config_is_an_error_not_an_assert(field: str, value: object, mes
     settings: dict = {"classes": CLASSES, field: value}
     with pytest.raises(GenloopError, match=message):
         VAEConfig(**settings)
+
+
+def test_load_refuses_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
+    tiny().save(tmp_path / "a")
+    tiny(latent_dim=6).save(tmp_path / "b")
+    (tmp_path / "b" / "model.safetensors").replace(tmp_path / "a" / "model.safetensors")
+    with pytest.raises(GenloopError, match="does not fit"):
+        ConditionalVAE.load(tmp_path / "a")

@@ -18,9 +18,15 @@ def test_text_template_runs_its_declared_stages(tmp_path: Path, monkeypatch: pyt
     init_workspace(tmp_path, "text", name="replies")
     folder = tmp_path / "data" / "text"
     (folder / "refund").mkdir(parents=True)
-    (folder / "refund" / "a.txt").write_text("您好，退款将在三个工作日内原路退回，请注意查收。", encoding="utf-8")
-    (folder / "refund" / "b.txt").write_bytes("退款申请已经受理，我们会尽快为您处理，谢谢耐心等待。".encode("gbk"))
-    (folder / "loose.txt").write_text("Thanks for reaching out! Your order ships tomorrow morning.", encoding="utf-8")
+    (folder / "refund" / "a.txt").write_text(
+        "您好，退款将在三个工作日内原路退回，请注意查收。", encoding="utf-8"
+    )
+    (folder / "refund" / "b.txt").write_bytes(
+        "退款申请已经受理，我们会尽快为您处理，谢谢耐心等待。".encode("gbk")
+    )
+    (folder / "loose.txt").write_text(
+        "Thanks for reaching out! Your order ships tomorrow morning.", encoding="utf-8"
+    )
     (folder / "short.txt").write_text("ok", encoding="utf-8")
     ws = Workspace(tmp_path)
     catalog = open_catalog(ws.database_url)

@@ -50,6 +50,12 @@ def mnist_dataset(
     return write_dataset_version(workspace, catalog, records, name=name, stage="annotate", classes=CLASSES)
 
 
+@pytest.fixture(autouse=True)
+def one_training_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny models gain nothing from a second thread, and lose a lot when the CPUs are shared."""
+    monkeypatch.setenv("GENLOOP_NUM_THREADS", "1")
+
+
 @pytest.fixture
 def make_digits() -> MakeDigits:
     """`make_digits(workspace, per_class=40)` → a dataset version of real digits in that workspace."""

@@ -23,7 +23,7 @@ def improve_command(workspace: WorkspaceOption = None, dry_run: DryRunOption = F
     ctx = open_context(workspace)
     name = ctx.config.project.name
     if dry_run:
-        liked, events = liked_items(ctx.catalog, name)
+        liked, events = liked_items(ctx.workspace, ctx.catalog, name)
         say(f"would fine-tune {name}@champion on {len(liked)} liked items ({events} feedback events)")
         return
     with ctx.workspace.lock():

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import select
 
 from genloop.catalog import Catalog
@@ -22,6 +22,7 @@ from genloop.models.versions import (
     resolve_model_version,
     set_alias,
 )
+from genloop.workspace import Workspace
 
 models_app = typer.Typer(
     name="models",
@@ -30,6 +31,11 @@ models_app = typer.Typer(
     rich_markup_mode="rich",
 )
 KEY_METRICS = ("heldout_elbo", "conditional_accuracy", "worst_class_accuracy")
+METRIC_HEADERS = ("ELBO", "cond. acc.", "worst class")  # short: the table must fit 80 columns
+METRICS_CAPTION = (
+    "ELBO: held-out nats per image, higher is better · cond. acc.: share of samples a "
+    "real-data classifier assigns to the requested class (mean, worst class)"
+)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -40,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
 def _format(key: str, value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.1%}" if "accuracy" in key else f"{value:.2f}"
+        return f"{value:.1%}" if "accuracy" in key else f"{value:.1f}"
     return "" if value is None else str(value)
 
 
@@ -72,7 +78,17 @@ def ls(
     if not versions:
         Console(stderr=True).print("no model versions yet; train one with `genloop train` (or `genloop run`)")
         return
-    table = Table("id", "family", "aliases", "parent", "feedback", *KEY_METRICS, "created")
+    table = Table(
+        Column("id", no_wrap=True),
+        "family",
+        "aliases",
+        "parent",
+        "feedback",
+        *METRIC_HEADERS,
+        Column("created", no_wrap=True),
+        caption="latest evaluation · " + METRICS_CAPTION,
+        box=box.SIMPLE_HEAD,
+    )
     for v in versions:
         metrics = evaluations.get(v.id) or {}
         table.add_row(
@@ -82,7 +98,7 @@ def ls(
             v.parent_id or "",
             str(v.feedback_count),
             *(_format(key, metrics.get(key)) for key in KEY_METRICS),
-            v.created_at.strftime("%Y-%m-%d %H:%M"),
+            v.created_at.strftime("%m-%d %H:%M"),
         )
     Console().print(table)
 
@@ -97,7 +113,7 @@ def _version_json(v: ModelVersionInfo, metrics: dict[str, Any] | None) -> dict[s
         "parent_id": v.parent_id,
         "run_id": v.run_id,
         "feedback_count": v.feedback_count,
-        "path": str(v.path),
+        "path": v.path,
         "created_at": v.created_at.isoformat(),
         "latest_evaluation": metrics,
     }
@@ -120,7 +136,7 @@ def show(
 ) -> None:
     """Show one model version: config, lineage (parents, run, datasets) and every evaluation."""
     ctx = open_context(workspace)
-    details = _details(ctx.catalog, resolve_model_version(ctx.catalog, ref))
+    details = _details(ctx.workspace, ctx.catalog, resolve_model_version(ctx.catalog, ref))
     if as_json:
         typer.echo(json.dumps(details, indent=2, default=str))
         return
@@ -134,7 +150,14 @@ def show(
         console.print(f"dataset   {dataset['id']} ({dataset['role']})")
     console.print(f"feedback  {details['feedback_count']} items")
     console.print("config    " + json.dumps(details["config"], sort_keys=True))
-    table = Table("evaluated", "dataset", *KEY_METRICS, "classifier test acc.", title="evaluations")
+    table = Table(
+        "evaluated",
+        "dataset",
+        *METRIC_HEADERS,
+        "classifier acc.",
+        title="evaluations",
+        caption=METRICS_CAPTION,
+    )
     for ev in details["evaluations"]:
         metrics = ev["metrics"]
         table.add_row(
@@ -148,10 +171,14 @@ def show(
 
 @models_app.command(
     "promote",
-    epilog=examples("genloop models promote digits-v2", "genloop models promote digits-v3 --alias challenger"),
+    epilog=examples(
+        "genloop models promote digits-v2", "genloop models promote digits-v3 --alias challenger"
+    ),
 )
 def promote(
-    ref: Annotated[str, typer.Argument(help="The version to promote (digits-v2, or an alias: digits@challenger).")],
+    ref: Annotated[
+        str, typer.Argument(help="The version to promote (digits-v2, or an alias: digits@challenger).")
+    ],
     alias: Annotated[str, typer.Option("--alias", help="The alias to point at it.")] = CHAMPION,
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -168,7 +195,7 @@ def promote(
     typer.echo(f"{name}@{alias} → {version_id}{was}")
 
 
-def _details(catalog: Catalog, version_id: str) -> dict[str, Any]:
+def _details(workspace: Workspace, catalog: Catalog, version_id: str) -> dict[str, Any]:
     info = next(v for v in list_model_versions(catalog) if v.id == version_id)
     with catalog.session() as session:
         lineage, parent = [version_id], info.parent_id
@@ -181,7 +208,7 @@ def _details(catalog: Catalog, version_id: str) -> dict[str, Any]:
         evaluations = session.scalars(
             select(Evaluation).where(Evaluation.model_version_id == version_id).order_by(Evaluation.id)
         ).all()
-        config_path = Path(info.path) / "config.json"
+        config_path = workspace.artifact(info.path) / "config.json"
         return {
             **_version_json(info, evaluations[-1].metrics if evaluations else None),
             "lineage": lineage,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,8 @@ MAX_DETAIL_LINES = 12
 
 def print_stage(run: StageRun) -> None:
     if run.status == "ran":
-        say(f"[green]✓[/green] [bold]{run.stage:<9}[/bold] {escape(run.summary)}  [dim]({run.seconds:.1f}s)[/dim]")
+        took = f"[dim]({run.seconds:.1f}s)[/dim]"
+        say(f"[green]✓[/green] [bold]{run.stage:<9}[/bold] {escape(run.summary)}  {took}")
     elif run.status == "cached":
         say(f"[cyan]•[/cyan] [bold]{run.stage:<9}[/bold] [dim]cached: {run.summary}[/dim]")
     else:
@@ -65,7 +67,7 @@ def run(
     )
 
 
-def _stage_verb(stage: str):  # type: ignore[no-untyped-def]
+def _stage_verb(stage: str) -> Callable[..., None]:
     def verb(
         workspace: WorkspaceOption = None,
         force: Annotated[
@@ -108,7 +110,7 @@ def demo(
     ws = Workspace(root)
     catalog = open_catalog(ws.database_url)
     runs = run_pipeline(ws, catalog, report=print_stage)
-    content = next((r.outputs["content"] for r in runs if r.stage == "generate"), [])
+    content: list[str] = next((r.outputs["content"] for r in runs if r.stage == "generate"), [])
     say("\n[bold]Next[/bold]")
     say(f"  genloop serve -w {directory}              # gallery at http://127.0.0.1:8000: like / dislike")
     say(f"  genloop improve -w {directory}            # fine-tune from the champion on what people liked")

@@ -118,7 +118,7 @@ def _load(directory: Path, settings: dict[str, Any]) -> Classifier | None:
             return None  # trained with other settings: retrain (and replace)
         model = LeNet(channels=settings["channels"], num_classes=len(settings["classes"]))
         model.load_state_dict(load_file(directory / "model.safetensors"))
-    except (OSError, ValueError, RuntimeError):
+    except Exception:  # a missing or unreadable cache (any error) is simply rebuilt
         return None
     return Classifier(model.eval(), config)
 

@@ -28,7 +28,6 @@ from genloop.data.datasets import DatasetHandle
 from genloop.errors import DataError, GenloopError
 from genloop.evaluate.classifier import Classifier, real_data_classifier
 from genloop.models.versions import LoadedModel, load_model_version
-from genloop.progress import say
 from genloop.train.images import image_tensors
 from genloop.workspace import Workspace
 
@@ -73,10 +72,6 @@ def evaluate_model(
         session.add(
             Evaluation(model_version_id=loaded.version_id, dataset_version_id=dataset.id, metrics=metrics)
         )
-    say(
-        f"{loaded.version_id} on {dataset.id}: held-out ELBO {metrics['heldout_elbo']:.1f} nats/image, "
-        f"conditional accuracy {metrics['conditional_accuracy']:.1%}"
-    )
     return EvaluationResult(loaded.version_id, dataset.id, metrics)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -19,7 +20,8 @@ from genloop.catalog import Catalog
 from genloop.catalog.models import ContentItem
 from genloop.errors import GenloopError
 from genloop.generate.labels.implicit import aigc_label, encode_png_with_label
-from genloop.models.versions import load_model_version
+from genloop.models.registry import GenerativeModel
+from genloop.models.versions import LoadedModel, load_model_version
 from genloop.progress import stage_progress
 from genloop.storage import atomic_write_bytes, stable_hash
 from genloop.workspace import Workspace
@@ -75,7 +77,14 @@ def generate(workspace: Workspace, catalog: Catalog, request: GenerationRequest)
     return items
 
 
-def _generate_one(workspace, catalog, loaded, request, label, index) -> GeneratedItem:  # type: ignore[no-untyped-def]
+def _generate_one(
+    workspace: Workspace,
+    catalog: Catalog,
+    loaded: LoadedModel,
+    request: GenerationRequest,
+    label: str,
+    index: int,
+) -> GeneratedItem:
     seed = item_seed(request.seed, label, index)
     condition = {"label": label}
     params: dict[str, object] = {}
@@ -86,8 +95,9 @@ def _generate_one(workspace, catalog, loaded, request, label, index) -> Generate
         if existing is not None and path.is_file():
             return GeneratedItem(content_id, label, seed, path, created=False)
     class_index = torch.tensor([loaded.classes.index(label)])
+    sampler = cast(GenerativeModel, loaded.model)
     with torch.no_grad():
-        image = loaded.model.sample(1, class_index, seed=seed)[0]
+        image = sampler.sample(1, class_index, seed=seed)[0]
     aigc = aigc_label(producer=request.producer, produce_id=content_id, model_version=loaded.version_id)
     atomic_write_bytes(path, encode_png_with_label(to_pil(image), aigc))
     with catalog.session() as session:
@@ -97,7 +107,7 @@ def _generate_one(workspace, catalog, loaded, request, label, index) -> Generate
                     id=content_id,
                     model_version_id=loaded.version_id,
                     modality="image",
-                    path=str(path),
+                    path=workspace.relative(path),
                     condition=condition,
                     seed=seed,
                     params=params,

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import torch
 
 from genloop.errors import GenloopError
 
@@ -27,6 +30,14 @@ _broken: dict[str, str] = {}  # entry-point name → why it could not be loaded
 _entry_points_loaded = False
 
 FamilyT = TypeVar("FamilyT", bound=type)
+
+
+class GenerativeModel(Protocol):
+    """What generation needs of any family (the module itself is an `nn.Module`)."""
+
+    def sample(self, n: int, condition: torch.Tensor | None, *, seed: int, **params: Any) -> torch.Tensor: ...
+
+    def save(self, directory: Path) -> None: ...
 
 
 def register_model(name: str) -> Callable[[FamilyT], FamilyT]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -267,6 +267,17 @@ class ConditionalVAE(nn.Module):
         config = json.loads(config_path.read_text(encoding="utf-8"))
         if config.pop("family", "vae") != "vae":
             raise GenloopError(f"{config_path}: not a vae model", hint="load it with its own family")
+        unknown = sorted(set(config) - {f.name for f in fields(VAEConfig)})
+        if unknown:
+            raise GenloopError(
+                f"{config_path}: unknown field(s) {unknown}", hint="it was saved by a newer genloop; upgrade"
+            )
         model = cls(**config)
-        model.load_state_dict(load_file(weights_path))
+        try:
+            model.load_state_dict(load_file(weights_path))
+        except (RuntimeError, ValueError) as exc:  # shapes or names differ from what config.json says
+            raise GenloopError(
+                f"{weights_path} does not fit {config_path}: {str(exc).splitlines()[0]}",
+                hint="the directory mixes files of two models; retrain or restore it",
+            ) from None
         return model

@@ -55,7 +55,8 @@ class ModelVersionInfo:
     family: str
     run_id: str
     parent_id: str | None
-    path: Path
+    path: str
+    """As stored in the catalog: relative to the workspace (`Workspace.artifact` makes it a path)."""
     feedback_count: int
     created_at: datetime
     aliases: tuple[str, ...]
@@ -98,7 +99,7 @@ def register_model_version(
                     family=family,
                     run_id=run_id,
                     parent_id=parent_id,
-                    path=str(final),
+                    path=workspace.relative(final),  # relative: the workspace can be moved
                     feedback_count=feedback_count,
                 )
             )
@@ -161,7 +162,7 @@ def load_model_version(workspace: Workspace, catalog: Catalog, ref: str) -> Load
         row = session.get(ModelVersion, version_id)
         if row is None:  # deleted since it was resolved
             raise NotFoundError(f"model version {version_id!r} is not in the catalog", hint=LIST_HINT)
-        name, family_name, path = row.name, row.family, Path(row.path)
+        name, family_name, path = row.name, row.family, workspace.artifact(row.path)
     config_path = path / "config.json"
     if not config_path.is_file():
         raise NotFoundError(
@@ -192,7 +193,7 @@ def list_model_versions(catalog: Catalog, name: str | None = None) -> list[Model
                 family=row.family,
                 run_id=row.run_id,
                 parent_id=row.parent_id,
-                path=Path(row.path),
+                path=row.path,
                 feedback_count=row.feedback_count,
                 created_at=row.created_at,
                 aliases=tuple(aliases.get(row.id, [])),

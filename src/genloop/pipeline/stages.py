@@ -18,6 +18,7 @@ from sqlalchemy import select
 from genloop.catalog import Catalog
 from genloop.catalog.models import ContentItem, DatasetVersion, ModelVersion, Publication
 from genloop.config import STAGE_ORDER, GenloopConfig
+from genloop.data.datasets import DatasetHandle, open_dataset_version
 from genloop.pipeline.fingerprint import source_fingerprint
 from genloop.workspace import Workspace
 
@@ -56,9 +57,7 @@ def _dataset_exists(ctx: StageContext, outputs: Outputs) -> bool:
         return row is not None and (Path(row.path) / "manifest.json").is_file()
 
 
-def _dataset(ctx: StageContext, upstream: dict[str, Outputs], stage: str):  # type: ignore[no-untyped-def]
-    from genloop.data.datasets import open_dataset_version
-
+def _dataset(ctx: StageContext, upstream: dict[str, Outputs], stage: str) -> DatasetHandle:
     return open_dataset_version(ctx.workspace, ctx.catalog, upstream[stage]["dataset"])
 
 
@@ -194,7 +193,7 @@ def _content_exists(ctx: StageContext, outputs: Outputs) -> bool:
     ids = outputs.get("content", [])
     with ctx.catalog.session() as session:
         found = session.scalars(select(ContentItem.path).where(ContentItem.id.in_(ids))).all()
-    return len(found) == len(ids) and all(Path(p).is_file() for p in found)
+    return len(found) == len(ids) and all(ctx.workspace.artifact(p).is_file() for p in found)
 
 
 def _publish(ctx: StageContext, upstream: dict[str, Outputs]) -> StageResult:

@@ -138,8 +138,7 @@ def content_file(workspace: Workspace, catalog: Catalog, content_id: str) -> tup
     if stored is None:
         raise _content_not_found(content_id)
     content_root = (workspace.state_dir / CONTENT_DIRNAME).resolve()
-    candidate = Path(stored)
-    path = (candidate if candidate.is_absolute() else workspace.root / candidate).resolve()
+    path = workspace.artifact(stored).resolve()
     media_type = MEDIA_TYPES.get(path.suffix.lower())
     if not path.is_relative_to(content_root) or media_type is None:
         raise NotFoundError(

@@ -32,12 +32,20 @@ from genloop.progress import Advance, say, stage_progress
 from genloop.storage import atomic_directory, atomic_write_bytes, atomic_write_json
 from genloop.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from genloop.train.images import dataset_classes, grid_png, image_tensors
-from genloop.train.runs import DatasetUse, RunRecorder, TrainResult, completed_result, run_id_for
+from genloop.train.runs import (
+    DatasetUse,
+    RunRecorder,
+    TrainResult,
+    completed_result,
+    final_metrics,
+    run_id_for,
+)
 from genloop.workspace import Workspace
 
 FAMILY = "vae"
 LOG_EVERY_STEPS = 5
 EVAL_BATCH = 512
+THREADS_ENV = "GENLOOP_NUM_THREADS"
 
 
 @dataclass
@@ -56,11 +64,18 @@ class _Loop:
 
 
 def use_available_cpus() -> None:
-    """One intra-op thread per CPU this process may use (unless OMP_NUM_THREADS says otherwise)."""
-    if "OMP_NUM_THREADS" in os.environ:
-        return
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, cpus))
+    """Intra-op threads: GENLOOP_NUM_THREADS, else OMP_NUM_THREADS, else one per usable CPU.
+
+    Set GENLOOP_NUM_THREADS=1 when other busy processes share the CPUs: with every core
+    taken, threads of small operations wait on each other and a step can take 50× longer.
+    """
+    explicit = os.environ.get(THREADS_ENV) or os.environ.get("OMP_NUM_THREADS") or ""
+    if explicit.isdigit() and int(explicit) > 0:
+        threads = int(explicit)
+    else:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(max(1, threads))
 
 
 def train_vae(
@@ -75,6 +90,7 @@ def train_vae(
     alias: str | None = "champion",
     feedback_count: int = 0,
 ) -> TrainResult:
+    """Train (or resume, or reuse) the run these inputs identify; see `genloop.train.train_model`."""
     use_available_cpus()
     parent = load_model_version(workspace, catalog, init_from) if init_from else None
     uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
@@ -90,24 +106,22 @@ def train_vae(
         if done is not None:
             say(f"run {run_id} already completed: model version {done.model_version_id}")
             return done
-        atomic_write_json(
-            run_dir / "config.json",
-            {
-                "family": FAMILY,
-                "model_name": model_name,
-                "train": train_config,
-                "model": asdict(model_config),
-                "datasets": [{"id": u.dataset.id, "role": u.role, "repeat": u.repeat} for u in uses],
-                "init_from": parent_id,
-            },
-        )
+        run_config = {
+            "family": FAMILY,
+            "model_name": model_name,
+            "train": train_config,
+            "model": asdict(model_config),
+            "datasets": [{"id": u.dataset.id, "role": u.role, "repeat": u.repeat} for u in uses],
+            "init_from": parent_id,
+        }
+        atomic_write_json(run_dir / "config.json", run_config)  # the run explains itself without the catalog
         recorder = RunRecorder(catalog, run_id)
         recorder.start(
             model_name=model_name,
             family=FAMILY,
             config=train_config,
             parent_model_version_id=parent_id,
-            path=str(run_dir),
+            path=workspace.relative(run_dir),
             uses=uses,
         )
         try:
@@ -119,9 +133,7 @@ def train_vae(
             recorder.finish("failed")
             raise
         recorder.finish("completed")
-    result = completed_result(catalog, run_id)
-    metrics = result.metrics if result else {}
-    return TrainResult(run_id, version_id, resumed_from, cfg.epochs, metrics)
+    return TrainResult(run_id, version_id, resumed_from, cfg.epochs, final_metrics(catalog, run_id))
 
 
 # -- setup -----------------------------------------------------------------------------------------
@@ -327,5 +339,4 @@ def _save(
         feedback_count=feedback_count,
         alias=alias,
     )
-    say(f"model version {version_id} ({weights_dir})")
     return version_id
