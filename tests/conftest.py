@@ -19,7 +19,9 @@ from sqlalchemy.engine import make_url
 
 from genloop.catalog import Catalog, open_catalog
 from genloop.catalog.session import close_all
+from genloop.data.datasets import DatasetHandle
 from genloop.workspace import DATABASE_URL_ENV, Workspace
+from support.mnist import MakeDigits, mnist_dataset
 
 POSTGRES_URL = os.environ.get(
     "GENLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -139,6 +141,22 @@ def sqlite_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
     yield make_workspace(tmp_path / "ws")
     close_all()
+
+
+@pytest.fixture(autouse=True)
+def one_training_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny models gain nothing from a second thread, and lose a lot when the CPUs are shared."""
+    monkeypatch.setenv("GENLOOP_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def make_digits() -> MakeDigits:
+    """`make_digits(workspace, per_class=40)` → a dataset version of real digits in that workspace."""
+
+    def make(workspace: Workspace, *, per_class: int = 40) -> DatasetHandle:
+        return mnist_dataset(workspace, open_catalog(workspace.database_url), per_class=per_class)
+
+    return make
 
 
 @pytest.fixture

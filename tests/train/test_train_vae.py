@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from PIL import Image
 from sqlalchemy import select
@@ -11,13 +9,13 @@ from sqlalchemy import select
 from genloop.catalog import open_catalog
 from genloop.catalog.models import ModelVersion, Run, RunDataset, RunMetric
 from genloop.config import TrainConfig
-from genloop.data.datasets import DatasetHandle, write_dataset_version
+from genloop.data.datasets import write_dataset_version
 from genloop.errors import DataError, GenloopError
 from genloop.models.versions import resolve_model_version
 from genloop.train import train_model
 from genloop.workspace import Workspace
+from support.mnist import MakeDigits
 
-MakeDigits = Callable[..., DatasetHandle]
 TINY = TrainConfig(
     epochs=2, batch_size=32, latent_dim=4, hidden_channels=4, checkpoint_every_steps=3, grid_per_class=2
 )

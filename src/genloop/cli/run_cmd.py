@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from genloop.cli.common import DryRunOption, WorkspaceOption, examples, open_con
 from genloop.config import STAGE_ORDER
 from genloop.errors import GenloopError
 from genloop.pipeline.runner import StageRun, run_pipeline
+from genloop.pipeline.stages import STAGES
 from genloop.progress import say
 from genloop.workspace import Workspace
 from genloop.workspace_init import init_workspace
@@ -85,8 +87,23 @@ def _stage_verb(stage: str) -> Callable[..., None]:
             report=print_stage,
         )
 
-    verb.__doc__ = f"Run the {stage} stage (and any stage before it whose inputs changed)."
+    description = next(s.description for s in STAGES if s.name == stage)
+    verb.__doc__ = f"{stage.capitalize()}: {description} (runs earlier stages first if their inputs changed)."
     return verb
+
+
+TINY_SETTINGS = {
+    "test_fraction": "0.2\nlimit = 400",
+    "epochs": "1",
+    "samples_per_class": "20",
+}
+
+
+def tiny_config(text: str) -> str:
+    """The demo template shrunk to a 30-second smoke run (400 digits, one epoch)."""
+    for key, value in TINY_SETTINGS.items():
+        text = re.sub(rf"^{key} = [^#\n]*", f"{key} = {value}  ", text, count=1, flags=re.MULTILINE)
+    return text
 
 
 def demo(
@@ -98,12 +115,8 @@ def demo(
     if not (root / "genloop.toml").is_file():
         init_workspace(root, "mnist")
         if tiny:
-            text = (root / "genloop.toml").read_text(encoding="utf-8")
-            text = text.replace("test_fraction = 0.1 ", "limit = 400\ntest_fraction = 0.2 ")
-            text = text.replace("epochs = 5\n", "epochs = 1\n").replace(
-                "samples_per_class = 100", "samples_per_class = 20"
-            )
-            (root / "genloop.toml").write_text(text, encoding="utf-8")
+            config = root / "genloop.toml"
+            config.write_text(tiny_config(config.read_text(encoding="utf-8")), encoding="utf-8")
         say(f"[green]✓[/green] created the demo workspace {root}")
     else:
         say(f"[cyan]•[/cyan] using the demo workspace {root}")

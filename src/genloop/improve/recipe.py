@@ -21,7 +21,7 @@ from genloop.catalog import Catalog
 from genloop.catalog.models import Evaluation, ModelVersion, RunDataset
 from genloop.config import GenloopConfig
 from genloop.data.datasets import open_dataset_version
-from genloop.errors import DataError
+from genloop.errors import DataError, NotFoundError
 from genloop.evaluate import evaluate_model
 from genloop.improve.feedback_data import build_feedback_dataset
 from genloop.models.versions import resolve_model_version
@@ -43,7 +43,8 @@ class ImproveResult:
 def _training_dataset_id(catalog: Catalog, version_id: str) -> str:
     with catalog.session() as session:
         version = session.get(ModelVersion, version_id)
-        assert version is not None  # resolve_model_version checked it
+        if version is None:
+            raise NotFoundError(f"model version {version_id!r} is not in the catalog")
         row = session.scalars(
             select(RunDataset).where(RunDataset.run_id == version.run_id, RunDataset.role == "train")
         ).first()
