@@ -66,7 +66,7 @@ class TrainConfig(Section):
     family: str = "vae"
     epochs: int = Field(default=5, gt=0)
     batch_size: int = Field(default=128, gt=0)
-    learning_rate: float = Field(default=1e-3, gt=0)
+    learning_rate: float = Field(default=2e-3, gt=0)
     latent_dim: int = Field(default=16, gt=0)
     hidden_channels: int = Field(default=32, gt=0)
     image_size: int = Field(default=28, ge=8)
