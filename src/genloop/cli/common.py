@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from genloop.catalog import Catalog, open_catalog
-from genloop.config import GenloopConfig
+from genloop.catalog import open_catalog
+from genloop.pipeline.stages import StageContext
 from genloop.workspace import Workspace
 
 WorkspaceOption = Annotated[
@@ -27,14 +26,7 @@ DryRunOption = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class Context:
-    workspace: Workspace
-    catalog: Catalog
-
-    @property
-    def config(self) -> GenloopConfig:
-        return self.workspace.config
+Context = StageContext  # a workspace and its open catalog: what every verb works on
 
 
 def open_context(workspace: Path | None) -> Context:
