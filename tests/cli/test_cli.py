@@ -60,6 +60,13 @@ def test_invalid_config_names_file_and_field(genloop, tmp_path: Path) -> None:  
     assert "Traceback" not in result.stderr
 
 
+def test_unknown_executor_is_a_clear_error(genloop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert genloop("init", "--template", "images").returncode == 0
+    result = genloop("clean", "--executor", "spark", "--dry-run")
+    assert result.returncode == 2
+    assert "unknown executor 'spark'" in result.stderr and "local, ray" in result.stderr
+
+
 def test_outside_a_workspace_says_what_to_do(genloop) -> None:  # type: ignore[no-untyped-def]
     result = genloop("run")
     assert result.returncode == 2 and "genloop init" in result.stderr

@@ -154,8 +154,11 @@ def test_clean_version_records_lineage_and_report(workspace: Workspace) -> None:
     assert [s["name"] for s in result.report["steps"]] == [
         "image-size",
         "decode-image",
+        "normalize-image",
         "blank-image",
+        "image-phash",
         "exact-dedup",
+        "image-near-dup",
     ]
     with catalog.session() as session:
         row = session.get(DatasetVersion, result.dataset.id)

@@ -174,3 +174,38 @@ class FeedbackEvent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     publication: Mapped[Publication] = relationship()
+
+
+class AnnotationTask(Base):
+    """One record of a dataset version waiting for (or done with) human labels."""
+
+    __tablename__ = "annotation_tasks"
+    __table_args__ = (UniqueConstraint("dataset_version_id", "record_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_version_id: Mapped[str] = mapped_column(ForeignKey("dataset_versions.id"), index=True)
+    record_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | done
+    suggested_label: Mapped[str | None] = mapped_column(String(256))
+    suggested_confidence: Mapped[float | None] = mapped_column(Float)
+    annotators_required: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    annotations: Mapped[list[Annotation]] = relationship(
+        back_populates="task", cascade="all, delete-orphan", order_by="Annotation.id"
+    )
+
+
+class Annotation(Base):
+    """One person's label for one task (one per annotator; relabelling replaces it)."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("task_id", "annotator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("annotation_tasks.id"), index=True)
+    annotator: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    task: Mapped[AnnotationTask] = relationship(back_populates="annotations")

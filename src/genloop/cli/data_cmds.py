@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from genloop.catalog import Catalog
 from genloop.catalog.models import DatasetVersion
 from genloop.cli.common import WorkspaceOption, examples, open_context
+from genloop.data.report import newest_version, write_report
 from genloop.errors import NotFoundError
 
 data_app = typer.Typer(
@@ -21,7 +23,7 @@ data_app = typer.Typer(
     help="Dataset versions: list them, show one with its counts, sources and cleaning report.",
     no_args_is_help=True,
     rich_markup_mode="rich",
-    epilog=examples("genloop data ls", "genloop data show 3f2a9c"),
+    epilog=examples("genloop data ls", "genloop data show 3f2a9c", "genloop data report"),
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -162,6 +164,41 @@ def show_version(
             console.print(table)
     for problem in manifest.get("problems", []):
         console.print(f"  [yellow]problem[/yellow] {problem}")
+
+
+@data_app.command(
+    "report",
+    epilog=examples(
+        "genloop data report",
+        "genloop data report 3f2a9c -o cleaning.html",
+        "genloop data report -w ~/shop-photos",
+    ),
+)
+def report_version(
+    version: Annotated[
+        str | None,
+        typer.Argument(
+            help="Clean or annotate version id (or a unique prefix). Default: the newest clean one."
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="HTML file to write. Default: reports/data-VERSION.html in the workspace."
+        ),
+    ] = None,
+) -> None:
+    """Write an HTML cleaning report: per-step counts, drops per reason with examples, PII, labels, licenses.
+
+    Thumbnails of dropped images appear when the version was cleaned with
+    `\\[clean] write_rejects = true`.
+    """
+    ctx = open_context(workspace)
+    version_id = _find_version(ctx.catalog, version).id if version else newest_version(ctx.catalog)
+    target = output or ctx.workspace.root / "reports" / f"data-{version_id}.html"
+    written = write_report(ctx.workspace, ctx.catalog, version_id, target)
+    _console().print(f"wrote {written}")
 
 
 def register(app: typer.Typer) -> None:

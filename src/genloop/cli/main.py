@@ -20,6 +20,8 @@ VERB_MODULES = (
     "init_cmd",
     "run_cmd",
     "data_cmds",
+    "data_inspect_cmds",
+    "annotate_cmds",
     "models_cmd",
     "generate_cmd",
     "serve_cmd",

@@ -21,6 +21,7 @@ from genloop.workspace import Workspace
 from genloop.workspace_init import init_workspace
 
 MAX_DETAIL_LINES = 12
+EXECUTORS = ("local", "ray")
 
 
 def print_stage(run: StageRun) -> None:
@@ -37,6 +38,16 @@ def print_stage(run: StageRun) -> None:
         say(f"    [dim]… {len(run.details) - MAX_DETAIL_LINES} more (`genloop data show` has them all)[/dim]")
 
 
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="Run data steps with `local` (a process pool) or `ray` (Ray Data); default: [clean].executor.",
+    ),
+]
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Worker processes for data steps (default: all cores).")
+]
 ForceOption = Annotated[
     list[str] | None,
     typer.Option("--force", "-f", help="Re-run this stage even if its inputs are unchanged (repeatable)."),
@@ -49,6 +60,8 @@ def run(
         str | None, typer.Option(help=f"Stop after this stage ({', '.join(STAGE_ORDER)}).")
     ] = None,
     force: ForceOption = None,
+    executor: ExecutorOption = None,
+    workers: WorkersOption = None,
     dry_run: DryRunOption = False,
 ) -> None:
     """Run every stage declared in genloop.toml, in order; unchanged stages are skipped."""
@@ -66,7 +79,15 @@ def run(
         force=force or (),
         dry_run=dry_run,
         report=print_stage,
+        executor=_checked_executor(executor),
+        workers=workers,
     )
+
+
+def _checked_executor(name: str | None) -> str | None:
+    if name is not None and name not in EXECUTORS:
+        raise GenloopError(f"unknown executor {name!r}", hint=f"executors: {', '.join(EXECUTORS)}")
+    return name
 
 
 def _stage_verb(stage: str) -> Callable[..., None]:
@@ -75,6 +96,8 @@ def _stage_verb(stage: str) -> Callable[..., None]:
         force: Annotated[
             bool, typer.Option("--force", "-f", help="Re-run even if inputs are unchanged.")
         ] = False,
+        executor: ExecutorOption = None,
+        workers: WorkersOption = None,
         dry_run: DryRunOption = False,
     ) -> None:
         ctx = open_context(workspace)
@@ -85,6 +108,8 @@ def _stage_verb(stage: str) -> Callable[..., None]:
             force=[stage] if force else (),
             dry_run=dry_run,
             report=print_stage,
+            executor=_checked_executor(executor),
+            workers=workers,
         )
 
     description = next(s.description for s in STAGES if s.name == stage)
@@ -139,6 +164,7 @@ def register(app: typer.Typer) -> None:
             "genloop run --dry-run",
             "genloop run --until train",
             "genloop run --force train -w my-project",
+            "genloop run --executor ray --workers 2",
         )
     )(run)
     for stage in STAGE_ORDER:

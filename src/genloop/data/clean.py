@@ -12,8 +12,10 @@ different ids; near-duplicate dedup is where such pairs meet.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -21,12 +23,22 @@ import pyarrow.parquet as pq
 from genloop.catalog import Catalog
 from genloop.config import CleanConfig
 from genloop.data.datasets import DatasetHandle, write_dataset_version
-from genloop.data.executors.local import LocalExecutor
-from genloop.data.pipeline import Executor, PipelineRun, Step, run_pipeline
+from genloop.data.dedup_index import update_dedup_index
+from genloop.data.executors import stage_executor
+from genloop.data.executors.resume import remove_work, resumable_run, work_directory
+from genloop.data.pipeline import Executor, PipelineRun, Step
 from genloop.data.record import Record
+from genloop.data.rejects import RejectsShard
 from genloop.data.steps.dedup import ExactDuplicates
 from genloop.data.steps.image import BlankImages, DecodeImages, ImageSizeGuard
+from genloop.data.steps.image_near_dup import ImageNearDuplicates, ImagePhashes
+from genloop.data.steps.image_normalize import NormalizeImages
+from genloop.data.steps.incremental_dedup import with_earlier_versions
+from genloop.data.steps.license_filter import LicenseFilter
+from genloop.data.steps.near_dup import near_duplicates
+from genloop.data.steps.pii import RedactPii
 from genloop.data.steps.text import DecodeText, NormalizeText, ShortTexts
+from genloop.data.steps.text_quality import text_quality_steps
 from genloop.errors import DataError
 from genloop.workspace import Workspace
 
@@ -39,12 +51,19 @@ class CleanResult:
 
 
 def clean_steps(modalities: set[str], cfg: CleanConfig) -> list[Step]:
-    steps: list[Step] = []
+    steps: list[Step] = [] if cfg.licenses is None else [LicenseFilter(cfg.licenses)]
     if "image" in modalities:
-        steps += [ImageSizeGuard(cfg.max_image_pixels), DecodeImages(), BlankImages(cfg.min_std)]
+        steps += [ImageSizeGuard(cfg.max_image_pixels), DecodeImages()]
+        steps += [NormalizeImages(mode=cfg.image.mode, max_side=cfg.image.max_side), BlankImages(cfg.min_std)]
+        steps += [ImagePhashes()] if cfg.image.near_dup else []  # hashed in parallel, compared later
     if "text" in modalities:
-        steps += [DecodeText(), NormalizeText(), ShortTexts(cfg.min_text_chars)]
+        steps += [DecodeText(), NormalizeText(), *text_quality_steps(cfg.text)]
+        steps += [*([RedactPii()] if cfg.pii else []), ShortTexts(cfg.min_text_chars)]
     steps.append(ExactDuplicates())
+    if "text" in modalities and cfg.text.near_dup:
+        steps.append(near_duplicates(cfg.text))  # after exact dedup: only near (not exact) copies left
+    if "image" in modalities and cfg.image.near_dup:
+        steps.append(ImageNearDuplicates.from_config(cfg.image))  # likewise after exact dedup
     return steps
 
 
@@ -68,6 +87,7 @@ def write_stage_version(
     classes: list[str] | None,
     extra: dict[str, Any],
     shard_size: int,
+    finish: Callable[[Path], dict[str, Any]] | None = None,
 ) -> tuple[DatasetHandle, dict[str, Any]]:
     """Stream a pipeline's kept records into a version of `stage` (child of `parent`), with its report.
 
@@ -99,6 +119,7 @@ def write_stage_version(
         classes=classes,
         shard_size=shard_size,
         extra={"modality": parent.manifest.get("modality"), **extra},
+        finish=finish,
     )
     return version, report
 
@@ -114,22 +135,32 @@ def clean(
 ) -> CleanResult:
     """Clean `dataset` into a new version of stage "clean" whose parent is `dataset`."""
     steps = clean_steps(distinct_values(dataset, "modality"), cfg)
-    run = run_pipeline(
-        dataset.iter_records(),
-        steps,
-        executor or LocalExecutor(shard_size),
-        total=dataset.manifest["records"],
-        description="clean",
-    )
-    cleaned, report = write_stage_version(
-        workspace,
-        catalog,
-        dataset,
-        run,
-        stage="clean",
-        hint="fix or replace the files named above (or loosen [clean] in genloop.toml), then run again",
-        classes=dataset.manifest.get("classes"),
-        extra={"clean": cfg.model_dump(mode="json")},
-        shard_size=shard_size,
-    )
+    steps = with_earlier_versions(workspace, dataset, cfg, steps)  # + dedup against earlier cleans
+    rejects = RejectsShard(workspace.path("tmp", "rejects").parent) if cfg.write_rejects else None
+    with rejects or nullcontext():
+        work = work_directory(workspace, "clean", dataset.id, cfg, steps)
+        run = resumable_run(
+            dataset.iter_records(),
+            steps,
+            executor or stage_executor(cfg.executor, cfg.workers, shard_size),
+            work,
+            total=dataset.manifest["records"],
+            description="clean",
+            on_rejects=rejects.add if rejects else None,
+        )
+        cleaned, report = write_stage_version(
+            workspace,
+            catalog,
+            dataset,
+            run,
+            stage="clean",
+            hint="fix or replace the files named above (or loosen [clean] in genloop.toml), then run again",
+            classes=dataset.manifest.get("classes"),
+            extra={"clean": cfg.model_dump(mode="json")},
+            shard_size=shard_size,
+            finish=rejects.attach if rejects else None,
+        )
+    remove_work(work)  # the version is written: its finished shards are no longer needed
+    if cfg.incremental_dedup:  # only now that the version is complete: never index a half-written clean
+        update_dedup_index(workspace, dataset, cleaned)
     return CleanResult(cleaned, report)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,8 +101,13 @@ def write_dataset_version(
     classes: list[str] | None = None,
     shard_size: int = 2048,
     extra: dict[str, Any] | None = None,
+    finish: Callable[[Path], dict[str, Any]] | None = None,
 ) -> DatasetHandle:
-    """Write `records` (streamed; memory bounded by `shard_size`) as a new dataset version."""
+    """Write `records` (streamed; memory bounded by `shard_size`) as a new dataset version.
+
+    `finish`, when given, is called with the staging folder after the last record: it may add
+    files there (the rejects shard) and returns entries for the manifest.
+    """
     datasets_root = workspace.path("datasets", name, "x").parent
     remove_partials(datasets_root)
     identity = hashlib.sha256(f"{name}\n{stage}\n".encode())
@@ -140,6 +145,7 @@ def write_dataset_version(
             "report": report or {},
             **_count(counted),
             **(extra or {}),
+            **(finish(staging) if finish else {}),
         }
         atomic_write_json(staging / MANIFEST, manifest)
         final = datasets_root / version_id

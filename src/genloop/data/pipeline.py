@@ -8,9 +8,25 @@ returns the records it keeps plus `(record, reason)` for each one it drops::
         def __call__(self, batch): return check_each(batch, self.check, modality="image")
 
 A pipeline is a list of steps applied in order. *How* batches are formed and where
-they run is the executor's business (`executors/local.py` now; Ray later), so the
-same step code runs anywhere. Each batch comes back with its own small report and
-the driver merges them: nothing shared is mutated on a worker.
+they run is the executor's business (`executors/local.py`: one process or a pool over
+the cores; `executors/ray.py`: Ray Data), so the same step code runs anywhere. Each
+batch comes back with its own small report and the driver merges them: nothing
+shared is mutated on a worker.
+
+Parallel safety, the contract every step declares with a class attribute::
+
+    parallel_safe = True   # output for a record depends on that record (and config) only
+
+A parallel-safe step may run on any worker, on any batch, in any order, and must
+be picklable. A step without the attribute (or with False) is *stateful* or
+order-dependent (exact and near-duplicate dedup remember what they kept) and runs
+in the driver process, over batches in input order. `run_pipeline` splits a
+pipeline at its first step that is not parallel-safe: the head runs on the
+executor's workers, the tail in the driver, so a new step whose author forgot the
+attribute is slow, never wrong. The kept records, their order and every reason are
+the same on every executor and any number of workers. A stateful step that is
+expensive can be split in two: a parallel-safe step that computes a signature into
+`meta` (MinHash, pHash) and a stateful step that only compares signatures.
 
 Reasons are plain strings meant for people ("truncated image"). They are counted by
 *kind*: the text before the first `:` or `(`, so "blank image (std=0.0 < 2.0)" and
@@ -27,6 +43,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from genloop.data.record import Record
+from genloop.progress import stage_progress
 
 EXAMPLES_PER_REASON = 5
 
@@ -56,6 +73,8 @@ def reason_kind(reason: str) -> str:
 class StepOutput:
     kept: list[Record]
     dropped: list[tuple[Record, str]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    """Counts a step wants in the report besides drops, e.g. `{"pii:EMAIL": 3}` for a rewriting step."""
 
 
 class Step(Protocol):
@@ -109,23 +128,31 @@ class StepReport:
     seen: int = 0
     kept: int = 0
     dropped: dict[str, ReasonCount] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
 
     def add(self, seen: int, output: StepOutput) -> None:
         self.seen += seen
         self.kept += len(output.kept)
+        self._count(output.counters)
         for record, reason in output.dropped:
             # The example names the file *and* the full reason, e.g. "data/cat/3.png: truncated image".
             self.dropped.setdefault(reason_kind(reason), ReasonCount()).add(f"{record.where}: {reason}")
 
+    def _count(self, counters: dict[str, int]) -> None:
+        for key, n in counters.items():
+            self.counters[key] = self.counters.get(key, 0) + n
+
     def merge(self, other: StepReport) -> None:
         self.seen += other.seen
         self.kept += other.kept
+        self._count(other.counters)
         for kind, counted in other.dropped.items():
             self.dropped.setdefault(kind, ReasonCount()).merge(counted)
 
     def as_dict(self) -> dict[str, Any]:
         dropped = {kind: c.count for kind, c in self.dropped.items()}
-        return {"name": self.name, "seen": self.seen, "kept": self.kept, "dropped": dropped}
+        counted = {"counters": dict(sorted(self.counters.items()))} if self.counters else {}
+        return {"name": self.name, "seen": self.seen, "kept": self.kept, "dropped": dropped, **counted}
 
 
 @dataclass
@@ -134,6 +161,9 @@ class CleanReport:
 
     steps: list[StepReport]
     kept: int = 0
+    seen: int = 0
+    rejects: list[Rejected] = field(default_factory=list)
+    """One batch's dropped records, when the run keeps them; never merged, so memory stays one batch."""
 
     @classmethod
     def for_steps(cls, steps: Iterable[Step]) -> CleanReport:
@@ -143,6 +173,7 @@ class CleanReport:
         for mine, theirs in zip(self.steps, other.steps, strict=True):
             mine.merge(theirs)
         self.kept += other.kept
+        self.seen += other.seen
 
     @property
     def dropped_total(self) -> int:
@@ -172,6 +203,7 @@ class CleanReport:
 
 
 BatchResult = tuple[list[Record], CleanReport]
+Rejected = tuple[str, Record, str]  # (step name, the record as that step saw it, reason)
 
 
 class Executor(Protocol):
@@ -187,15 +219,72 @@ class Executor(Protocol):
     ) -> Iterator[BatchResult]: ...
 
 
-def apply_steps(steps: list[Step], batch: list[Record]) -> BatchResult:
+def apply_steps(steps: list[Step], batch: list[Record], *, keep_rejects: bool = False) -> BatchResult:
     """Run every step over one batch (what an executor runs, possibly on another worker)."""
     report = CleanReport.for_steps(steps)
+    report.seen = len(batch)
     for step, step_report in zip(steps, report.steps, strict=True):
         output = step(batch)
         step_report.add(len(batch), output)
+        if keep_rejects:
+            report.rejects += [(step.name, record, reason) for record, reason in output.dropped]
         batch = output.kept
     report.kept = len(batch)
     return batch, report
+
+
+def is_parallel_safe(step: Step) -> bool:
+    return bool(getattr(step, "parallel_safe", False))
+
+
+def split_parallel(steps: list[Step]) -> tuple[list[Step], list[Step]]:
+    """(head, tail): the longest prefix of parallel-safe steps, and the rest (run in the driver)."""
+    head = 0
+    while head < len(steps) and is_parallel_safe(steps[head]):
+        head += 1
+    return steps[:head], steps[head:]
+
+
+@dataclass
+class BatchOutcome:
+    """One batch through the whole pipeline: what entered the tail (for resume), kept, report."""
+
+    tail_input: list[Record]
+    kept: list[Record]
+    report: CleanReport
+
+
+def iter_outcomes(
+    records: Iterable[Record],
+    steps: list[Step],
+    executor: Executor,
+    *,
+    total: int | None = None,
+    description: str = "clean",
+    keep_rejects: bool = False,
+) -> Iterator[BatchOutcome]:
+    """Batches in input order: the parallel-safe head on `executor`, the stateful tail here."""
+    head, tail = split_parallel(steps)
+    process = partial(apply_steps, head, keep_rejects=keep_rejects)
+    seen = kept = 0
+    with stage_progress(description, total) as advance:
+        for head_kept, head_report in executor.run(records, process, total=total, description=description):
+            batch_kept, tail_report = apply_steps(tail, head_kept, keep_rejects=keep_rejects)
+            report = CleanReport(
+                head_report.steps + tail_report.steps,
+                kept=len(batch_kept),
+                seen=head_report.seen,
+                rejects=head_report.rejects + tail_report.rejects,
+            )
+            seen, kept = seen + report.seen, kept + report.kept
+            advance(report.seen, kept=kept, dropped=seen - kept)
+            yield BatchOutcome(head_kept if tail else [], batch_kept, report)
+
+
+def check_unique_names(steps: list[Step]) -> None:
+    names = [step.name for step in steps]
+    if len(set(names)) != len(names):
+        raise ValueError(f"step names must be unique in a pipeline: {names}")
 
 
 @dataclass
@@ -213,18 +302,23 @@ def run_pipeline(
     *,
     total: int | None = None,
     description: str = "clean",
+    on_rejects: Callable[[list[Rejected]], None] | None = None,
 ) -> PipelineRun:
-    """Stream `records` through `steps` on `executor`; nothing is held beyond one batch per worker."""
-    names = [step.name for step in steps]
-    if len(set(names)) != len(names):
-        raise ValueError(f"step names must be unique in a pipeline: {names}")
+    """Stream `records` through `steps` on `executor`; nothing is held beyond one batch per worker.
+
+    `on_rejects`, when given, receives each batch's dropped records (e.g. to write a rejects shard).
+    """
+    check_unique_names(steps)
     report = CleanReport.for_steps(steps)
 
     def kept() -> Iterator[Record]:
-        for batch, batch_report in executor.run(
-            records, partial(apply_steps, steps), total=total, description=description
+        keep_rejects = on_rejects is not None
+        for outcome in iter_outcomes(
+            records, steps, executor, total=total, description=description, keep_rejects=keep_rejects
         ):
-            report.merge(batch_report)
-            yield from batch
+            report.merge(outcome.report)
+            if on_rejects is not None and outcome.report.rejects:
+                on_rejects(outcome.report.rejects)
+            yield from outcome.kept
 
     return PipelineRun(kept(), report)

@@ -53,13 +53,18 @@ def run_pipeline(
     force: Iterable[str] = (),
     dry_run: bool = False,
     report: Reporter | None = None,
+    executor: str | None = None,
+    workers: int | None = None,
 ) -> list[StageRun]:
-    """Run the stages up to `until` (default: all); `force` re-runs the named stages."""
+    """Run the stages up to `until` (default: all); `force` re-runs the named stages.
+
+    `executor` / `workers` override [clean].executor / [clean].workers for this run only.
+    """
     forced = set(force)
     unknown = forced - set(STAGE_NAMES)
     if unknown:
         raise GenloopError(f"unknown stage(s) {sorted(unknown)}", hint=f"stages: {', '.join(STAGE_NAMES)}")
-    ctx = StageContext(workspace, catalog)
+    ctx = StageContext(workspace, catalog, executor, workers)
     cache = StageCache(workspace)
     upstream: dict[str, Outputs] = {}
     runs: list[StageRun] = []

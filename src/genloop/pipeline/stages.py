@@ -29,10 +29,20 @@ Outputs = dict[str, Any]
 class StageContext:
     workspace: Workspace
     catalog: Catalog
+    executor: str | None = None
+    """Overrides [clean].executor for this invocation (`--executor`)."""
+    workers: int | None = None
+    """Overrides [clean].workers for this invocation (`--workers`)."""
 
     @property
     def config(self) -> GenloopConfig:
-        return self.workspace.config
+        config = self.workspace.config
+        overrides = {
+            k: v for k, v in (("executor", self.executor), ("workers", self.workers)) if v is not None
+        }
+        if not overrides:
+            return config
+        return config.model_copy(update={"clean": config.clean.model_copy(update=overrides)})
 
 
 @dataclass
@@ -213,11 +223,19 @@ def _publications_exist(ctx: StageContext, outputs: Outputs) -> bool:
     return len(found) == len(ids)
 
 
+# How a stage runs, not what it produces: excluded from its cache key (every executor writes
+# the same dataset version, so switching executor must not re-run the stage).
+EXECUTION_ONLY = {"clean": ("executor", "workers")}
+
+
 def _section(
     name: str, *needs: tuple[str, str]
 ) -> Callable[[StageContext, dict[str, Outputs]], dict[str, Any]]:
     def inputs(ctx: StageContext, upstream: dict[str, Outputs]) -> dict[str, Any]:
-        values: dict[str, Any] = {"config": ctx.config.section(name), "project": ctx.config.project.name}
+        section = ctx.config.section(name)
+        for key in EXECUTION_ONLY.get(name, ()):
+            section.pop(key, None)
+        values: dict[str, Any] = {"config": section, "project": ctx.config.project.name}
         for stage, key in needs:
             values[f"{stage}.{key}"] = upstream[stage][key]
         return values

@@ -1,4 +1,5 @@
-"""The annotate stage, labels taken from the source (class sub-folders, MNIST digits).
+"""The annotate stage: labels from the source (class sub-folders, MNIST digits), then rules and
+auto-labels when configured (`assist.py`; unsure records go to the human queue).
 
 Records without a label, or with one outside `[annotate].classes`, are dropped with
 a reason. The class list written to the manifest is in natural order ("2" before
@@ -14,10 +15,12 @@ from typing import Any
 
 from genloop.catalog import Catalog
 from genloop.config import AnnotateConfig
+from genloop.data.annotate.assist import enqueue_unsure, plan_assist
 from genloop.data.clean import distinct_values, write_stage_version
 from genloop.data.datasets import DatasetHandle
 from genloop.data.executors.local import LocalExecutor
-from genloop.data.pipeline import Executor, Step, StepOutput, check_each, run_pipeline
+from genloop.data.executors.resume import remove_work, resumable_run, work_directory
+from genloop.data.pipeline import Executor, Step, StepOutput, check_each
 from genloop.data.record import Record
 from genloop.workspace import Workspace
 
@@ -35,6 +38,7 @@ def natural_sorted(labels: Iterable[str]) -> list[str]:
 
 class RequireLabel:
     name = "require-label"
+    parallel_safe = True
 
     def __call__(self, batch: list[Record]) -> StepOutput:
         return check_each(batch, self.check)
@@ -47,6 +51,7 @@ class AllowedLabels:
     """Keep only records whose label is one of `classes` (each unknown label counted apart)."""
 
     name = "allowed-labels"
+    parallel_safe = True
 
     def __init__(self, classes: Iterable[str]) -> None:
         self.classes = set(classes)
@@ -79,15 +84,19 @@ def annotate(
     shard_size: int = 2048,
 ) -> AnnotateResult:
     """Label `dataset` into a new version of stage "annotate" whose parent is `dataset`."""
-    steps: list[Step] = [RequireLabel()] if cfg.require_labels else []
+    assist = plan_assist(dataset, cfg)  # rules and auto-labels, before require-label
+    steps: list[Step] = [*assist.steps, *([RequireLabel()] if cfg.require_labels else [])]
     if cfg.classes is not None:
         steps.append(AllowedLabels(cfg.classes))
-    seen = {label for label in distinct_values(dataset, "label") if label}
+    seen = {label for label in distinct_values(dataset, "label") if label} | assist.labels
+    enqueue_unsure(catalog, dataset, assist, cfg)  # before writing: even if nothing is left, people can label
     classes = natural_sorted(seen if cfg.classes is None else seen & set(cfg.classes))
-    run = run_pipeline(
+    work = work_directory(workspace, "annotate", dataset.id, cfg, steps)
+    run = resumable_run(
         dataset.iter_records(),
         steps,
-        executor or LocalExecutor(shard_size),
+        executor or LocalExecutor(shard_size, workers=1),  # label checks are cheaper than a pool
+        work,
         total=dataset.manifest["records"],
         description="annotate",
     )
@@ -99,7 +108,8 @@ def annotate(
         stage="annotate",
         hint="put the files in one sub-folder per class, or change [annotate].classes in genloop.toml",
         classes=classes,
-        extra={"annotate": cfg.model_dump(mode="json")},
+        extra={"annotate": cfg.model_dump(mode="json"), **assist.summary()},
         shard_size=shard_size,
     )
+    remove_work(work)
     return AnnotateResult(annotated, report, classes)

@@ -38,6 +38,7 @@ class ImageSizeGuard:
     """Drop images whose header claims more than `max_pixels` pixels (decompression bombs)."""
 
     name = "image-size"
+    parallel_safe = True
 
     def __init__(self, max_pixels: int) -> None:
         self.max_pixels = max_pixels
@@ -84,6 +85,7 @@ class DecodeImages:
     """
 
     name = "decode-image"
+    parallel_safe = True
 
     def __call__(self, batch: list[Record]) -> StepOutput:
         return check_each(batch, self.check, modality="image")
@@ -109,6 +111,7 @@ class BlankImages:
     """Drop blank or nearly uniform images: grey-level standard deviation (0-255) below `min_std`."""
 
     name = "blank-image"
+    parallel_safe = True
 
     def __init__(self, min_std: float) -> None:
         self.min_std = min_std

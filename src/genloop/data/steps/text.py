@@ -54,6 +54,7 @@ class DecodeText:
     """Drop files that are not text; store the rest as UTF-8 and note a non-UTF-8 source encoding."""
 
     name = "decode-text"
+    parallel_safe = True
 
     def __call__(self, batch: list[Record]) -> StepOutput:
         return check_each(batch, self.check, modality="text")
@@ -80,6 +81,7 @@ class NormalizeText:
     """Unicode NFKC and whitespace normalisation (never drops a record)."""
 
     name = "normalize-text"
+    parallel_safe = True
 
     def __call__(self, batch: list[Record]) -> StepOutput:
         return check_each(batch, self.check, modality="text")
@@ -93,6 +95,7 @@ class ShortTexts:
     """Drop texts shorter than `min_chars` characters after normalisation."""
 
     name = "short-text"
+    parallel_safe = True
 
     def __init__(self, min_chars: int) -> None:
         self.min_chars = min_chars
