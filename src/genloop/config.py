@@ -34,7 +34,7 @@ class CollectConfig(Section):
     """A built-in source (`mnist-5k`) or `folder` (images in class sub-folders, or text files)."""
     path: str | None = None
     """Folder to read, relative to the workspace; required by `folder`."""
-    modality: Literal["image", "text"] = "image"
+    modality: Literal["image", "text", "music"] = "image"
     license: str | None = None
     """License of the collected records (SPDX id); built-in sources know their own."""
     test_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
@@ -45,7 +45,7 @@ class CollectConfig(Section):
     limit: int | None = Field(default=None, gt=0)
     """Keep only the first N records (quick experiments, tests)."""
     columns: dict[str, str] | None = None
-    """`table` only: record field -> column, fields text | image | label | id | license.
+    """`table` and `hf-disk`: record field -> column, fields text | image | label | id | license.
     Default: `text` (or `image`) and, when present, `label`; other columns go into meta."""
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
     """`table` only: file format; `auto` goes by extension (.csv .tsv .jsonl .ndjson .parquet)."""
@@ -106,6 +106,19 @@ class ImageCleanConfig(Section):
     (keeps different handwritten digits apart); photos may use 24-256 (256: no confirmation)."""
 
 
+class MusicCleanConfig(Section):
+    """`[clean.music]`: parse check, minimum length, optional key/tempo normalisation (music21)."""
+
+    min_notes: int = Field(default=8, ge=0)
+    """Pieces with fewer notes (chord tones counted one by one) are dropped."""
+    min_duration_quarters: float = Field(default=0.0, ge=0.0)
+    """Pieces shorter than this many quarter notes are dropped; 0 keeps any length."""
+    transpose_to_c: bool = False
+    """Transpose to C major / A minor (the nearer way) using music21's key analysis."""
+    tempo_bpm: float | None = Field(default=None, gt=0.0)
+    """Replace every tempo mark by this one (quarter notes per minute); None keeps the tempo."""
+
+
 class CleanConfig(Section):
     min_std: float = Field(default=2.0, ge=0.0)
     """Images whose pixel standard deviation (0-255 scale) is below this are dropped as blank."""
@@ -122,6 +135,8 @@ class CleanConfig(Section):
     """`[clean.text]`: control characters, t2s, language, quality heuristics, near-dup dedup."""
     image: ImageCleanConfig = ImageCleanConfig()
     """`[clean.image]`: 8-bit L/RGB normalisation, optional max side, pHash near-dup dedup."""
+    music: MusicCleanConfig = MusicCleanConfig()
+    """`[clean.music]`: parse check, minimum notes/length, optional transpose to C and fixed tempo."""
     incremental_dedup: bool = False
     """Also drop records that an earlier clean of this dataset kept (index in `.genloop/dedup/NAME/`).
     For sources that bring only new data each time (a new folder per delivery). Off by default:

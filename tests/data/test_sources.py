@@ -131,7 +131,10 @@ def test_human_bytes() -> None:
 def test_unknown_source_lists_the_known_ones() -> None:
     with pytest.raises(DataError) as error:
         get_source("imagenet")
-    assert "'imagenet'" in error.value.message and "folder, fortunes, idx, mnist-5k" in error.value.message
+    assert (
+        "'imagenet'" in error.value.message
+        and "folder, fortunes, hf-disk, idx, mnist-5k" in error.value.message
+    )
     assert {"folder", "mnist-5k"} <= set(known_sources())
 
 

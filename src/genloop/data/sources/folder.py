@@ -4,7 +4,8 @@
     data/images/cat/2024/7.jpg -> label "cat" (deeper folders keep the top class)
     data/images/loose.png      -> label None (annotate drops it, saying why)
 
-With `modality = "text"` each `.txt` file is one record, labelled the same way.
+With `modality = "text"` each `.txt` file is one record, labelled the same way;
+with `modality = "music"` each `.mid/.midi/.musicxml/.mxl/.xml` file.
 Files are read as raw bytes: decoding and checking them is the clean stage's job,
 so a broken file is reported there with its path rather than lost here. Hidden
 files and folders (`.DS_Store`, `.git/`) are skipped silently; files with other
@@ -27,6 +28,7 @@ from genloop.workspace import Workspace
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 TEXT_SUFFIXES = frozenset({".txt"})
+MUSIC_SUFFIXES = frozenset({".mid", ".midi", ".musicxml", ".mxl", ".xml"})
 EXAMPLES_PER_MESSAGE = 5
 
 
@@ -43,6 +45,11 @@ def _what_to_put(cfg: CollectConfig, shown: str) -> str:
         return (
             "put .txt files in it, one record per file, in a sub-folder per class "
             f"(e.g. {shown}/positive/001.txt)"
+        )
+    if cfg.modality == "music":
+        return (
+            "put MIDI or MusicXML files (.mid, .musicxml, .mxl) in it, one sub-folder per class "
+            f"(e.g. {shown}/bach/001.mid)"
         )
     return f"put images (.png, .jpg, ...) in it, one sub-folder per class (e.g. {shown}/cat/001.png)"
 
@@ -133,7 +140,7 @@ def _record(payload: bytes, path: Path, root: Path, shown: str, cfg: CollectConf
 def folder(workspace: Workspace, cfg: CollectConfig, problems: list[str]) -> Iterator[Record]:
     root = _folder_root(workspace, cfg)
     shown_root = _display_path(workspace, root)
-    suffixes = TEXT_SUFFIXES if cfg.modality == "text" else IMAGE_SUFFIXES
+    suffixes = {"text": TEXT_SUFFIXES, "music": MUSIC_SUFFIXES}.get(cfg.modality, IMAGE_SUFFIXES)
     others = _OtherFiles()
     yielded = 0
     for path in _walk(root):

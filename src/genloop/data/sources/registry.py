@@ -59,4 +59,4 @@ def get_source(name: str) -> Source:
 
 def _load_builtins() -> None:
     # Imported here, not at module top, because the built-ins import this module to register.
-    from genloop.data.sources import corpora, dialogues, folder, idx, mnist, table  # noqa: F401
+    from genloop.data.sources import corpora, dialogues, folder, hf_disk, idx, mnist, music, table  # noqa: F401
