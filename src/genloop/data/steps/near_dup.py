@@ -159,7 +159,9 @@ class MinHashLSHIndex:
         rng = np.random.default_rng(0)
         self._band_mix = rng.integers(1, 2**64, size=self.rows, dtype=np.uint64) | np.uint64(1)
         self._tables: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
-        self._signatures: list[np.ndarray] = []
+        # (capacity, K) uint32, grown by doubling: one array instead of a NumPy object per text,
+        # and candidates are verified with one vectorised comparison.
+        self._signatures = np.empty((1024, num_perm), dtype=np.uint32)
         self.ids: list[str] = []
         self.wheres: list[str] = []
 
@@ -178,24 +180,31 @@ class MinHashLSHIndex:
 
     def find(self, signature: np.ndarray, keys: list[int]) -> tuple[int, float] | None:
         """(index of the most similar kept text, estimated Jaccard) if any reaches the threshold."""
-        best: tuple[int, float] | None = None
-        for i in self.candidates(keys):
-            similarity = float(np.count_nonzero(self._signatures[i] == signature)) / self.num_perm
-            if similarity >= self.threshold and (best is None or similarity > best[1]):
-                best = (i, similarity)
-        return best
+        found = self.candidates(keys)
+        if not found:
+            return None
+        # Sorted, so among equally similar texts the earliest kept one is named (deterministic).
+        candidates = np.sort(np.fromiter(found, dtype=np.int64, count=len(found)))
+        agreeing = np.count_nonzero(self._signatures[candidates] == signature, axis=1)  # (C,)
+        best = int(np.argmax(agreeing))
+        similarity = float(agreeing[best]) / self.num_perm
+        return (int(candidates[best]), similarity) if similarity >= self.threshold else None
 
     def add(self, signature: np.ndarray, keys: list[int], record_id: str, where: str) -> None:
         index = len(self.ids)
         for table, key in zip(self._tables, keys, strict=True):
             table.setdefault(key, []).append(index)
-        self._signatures.append(signature)
+        if index == len(self._signatures):
+            grown = np.empty((2 * len(self._signatures), self.num_perm), dtype=np.uint32)
+            grown[:index] = self._signatures
+            self._signatures = grown
+        self._signatures[index] = signature
         self.ids.append(record_id)
         self.wheres.append(where)
 
     def signature_matrix(self) -> np.ndarray:
         """(N, K) uint32 signatures of the indexed texts, in insertion order."""
-        return np.stack(self._signatures) if self._signatures else np.empty((0, self.num_perm), np.uint32)
+        return self._signatures[: len(self.ids)].copy()
 
     def extend(self, signatures: np.ndarray, ids: list[str], wheres: list[str]) -> None:
         keys = self.band_keys(signatures).tolist()
