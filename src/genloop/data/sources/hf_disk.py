@@ -45,7 +45,7 @@ from genloop.data.record import Record
 from genloop.data.sources.folder import _display_path, human_bytes
 from genloop.data.sources.registry import register_source
 from genloop.data.sources.table import FIELDS, ColumnMapping, _json_safe
-from genloop.data.sources.table_lines import FileProblems, FileRefused
+from genloop.data.sources.table_lines import FileProblems, FileRefused, nothing_usable, reading_file
 from genloop.data.sources.table_rows import check_columns
 from genloop.errors import ConfigError, DataError
 from genloop.workspace import Workspace
@@ -315,8 +315,7 @@ def hf_disk(workspace: Workspace, cfg: CollectConfig, problems: list[str]) -> It
     for split in splits:
         for path in split.files:
             shown = _display_path(workspace, path)
-            file_problems = FileProblems(shown, problems)
-            try:
+            with reading_file(shown, problems) as file_problems:
                 check_columns(_schema(path), mapping.required)
                 number = 0
                 for batch in _batches(path, file_problems):
@@ -331,16 +330,10 @@ def hf_disk(workspace: Workspace, cfg: CollectConfig, problems: list[str]) -> It
                         yielded += 1
                         if cfg.limit is not None and yielded >= cfg.limit:
                             return
-            except FileRefused as exc:
-                problems.append(f"{shown}: {exc}; file skipped")
-            except OSError as exc:
-                problems.append(f"{shown}: cannot read ({exc.strerror or exc}); file skipped")
-            finally:
-                file_problems.finish()
     if yielded == 0:
-        details = "".join(f"\n  {problem}" for problem in problems)
-        raise DataError(
-            f"no usable rows in {cfg.path}{details}",
+        raise nothing_usable(
+            cfg.path,
+            problems,
             hint="check [collect].columns (and modality) against the dataset's columns listed above",
         )
     if ctx.license == "unknown" and mapping.columns.get("license") is None:

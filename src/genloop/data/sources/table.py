@@ -25,7 +25,14 @@ from genloop.config import CollectConfig
 from genloop.data.record import Record
 from genloop.data.sources.folder import _display_path, _walk, human_bytes
 from genloop.data.sources.registry import register_source
-from genloop.data.sources.table_lines import SAMPLE_BYTES, FileProblems, FileRefused, detect_encoding
+from genloop.data.sources.table_lines import (
+    SAMPLE_BYTES,
+    FileProblems,
+    FileRefused,
+    detect_encoding,
+    nothing_usable,
+    reading_file,
+)
 from genloop.data.sources.table_rows import Row, csv_rows, jsonl_rows, parquet_rows
 from genloop.errors import ConfigError, DataError
 from genloop.workspace import Workspace
@@ -209,8 +216,7 @@ def table(workspace: Workspace, cfg: CollectConfig, problems: list[str]) -> Iter
     yielded = 0
     for path in _table_files(workspace, cfg, problems):
         shown = _display_path(workspace, path)
-        file_problems = FileProblems(shown, problems)
-        try:
+        with reading_file(shown, problems) as file_problems:
             for row in _rows(path, cfg, mapping, file_problems):
                 try:
                     record = _record(row, path, shown, cfg, mapping)
@@ -221,16 +227,10 @@ def table(workspace: Workspace, cfg: CollectConfig, problems: list[str]) -> Iter
                 yielded += 1
                 if cfg.limit is not None and yielded >= cfg.limit:
                     return
-        except FileRefused as exc:
-            problems.append(f"{shown}: {exc}; file skipped")
-        except OSError as exc:
-            problems.append(f"{shown}: cannot read ({exc.strerror or exc}); file skipped")
-        finally:
-            file_problems.finish()
     if yielded == 0:
-        details = "".join(f"\n  {problem}" for problem in problems)
-        raise DataError(
-            f"no usable rows in {cfg.path}{details}",
+        raise nothing_usable(
+            cfg.path,
+            problems,
             hint="check [collect].columns against the columns listed above, and the file's format",
         )
     if cfg.license is None and mapping.columns.get("license") is None:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from genloop.data.sources.folder import human_bytes
+from genloop.errors import DataError
 
 CANDIDATE_ENCODINGS = ("utf-8", "gbk", "gb18030")
 """Tried strictly, in this order, on a sample; GB18030 is a superset of GBK, so GBK goes first."""
@@ -164,3 +166,26 @@ class LineReader:
                 "undecodable bytes replaced by U+FFFD; set [collect].encoding if the file has another one",
             )
             return raw.decode(self.encoding, errors="replace")
+
+
+@contextmanager
+def reading_file(shown: str, problems: list[str]) -> Iterator[FileProblems]:
+    """Problems of one table file or shard; a refused or unreadable file is reported and skipped.
+
+    Used around the rows of each file, so one bad file never stops a collection.
+    """
+    file_problems = FileProblems(shown, problems)
+    try:
+        yield file_problems
+    except FileRefused as exc:
+        problems.append(f"{shown}: {exc}; file skipped")
+    except OSError as exc:
+        problems.append(f"{shown}: cannot read ({exc.strerror or exc}); file skipped")
+    finally:
+        file_problems.finish()
+
+
+def nothing_usable(location: object, problems: list[str], *, hint: str) -> DataError:
+    """The error for a collection that kept no row, listing every problem met on the way."""
+    details = "".join(f"\n  {problem}" for problem in problems)
+    return DataError(f"no usable rows in {location}{details}", hint=hint)
