@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from genloop.config import GenloopConfig, load_config, parse_config
 from genloop.errors import ConfigError
@@ -67,5 +68,5 @@ def test_pipeline_stages_must_be_a_prefix_of_the_loop(stages: list[str], fragmen
 
 def test_config_is_immutable() -> None:
     config = GenloopConfig()
-    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error type
+    with pytest.raises(ValidationError, match="frozen"):
         config.train.epochs = 9  # type: ignore[misc]

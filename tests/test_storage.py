@@ -1,11 +1,9 @@
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from genloop.storage import (
-    ContentStore,
     atomic_directory,
     atomic_write_bytes,
     atomic_write_json,
@@ -38,16 +36,6 @@ def test_partial_directories_of_killed_processes_are_removed(tmp_path: Path) -> 
     (tmp_path / "step-0").mkdir()
     remove_partials(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-0"]
-
-
-def test_content_store_is_idempotent_and_addressed_by_hash(tmp_path: Path) -> None:
-    store = ContentStore(tmp_path)
-    digest, path = store.put(b"hello", ".txt")
-    mtime = os.stat(path).st_mtime_ns
-    again, path2 = store.put(b"hello", ".txt")
-    assert (again, path2) == (digest, path)
-    assert os.stat(path).st_mtime_ns == mtime
-    assert digest.startswith(path.parent.name)
 
 
 def test_stable_hash_ignores_key_order() -> None:

@@ -9,7 +9,6 @@ with stage_progress("train", total=steps) as advance:
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -68,7 +67,3 @@ def stage_progress(description: str, total: int | None) -> Iterator[Advance]:
 def say(message: str) -> None:
     """A line for the user (stderr, so stdout stays parseable for `--json` output)."""
     console.print(message, highlight=False, soft_wrap=True)
-
-
-def is_interactive() -> bool:
-    return sys.stdin.isatty()

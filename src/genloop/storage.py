@@ -1,4 +1,4 @@
-"""Artifact store: atomic writes (temp file, fsync, rename) and content addressing.
+"""Artifact storage: atomic writes (temp file, fsync, rename), staged directories, content hashes.
 
 A crash at any point leaves either the old file or the new one, never half of one,
 so nothing genloop loads later can be truncated. Paths may be local or any fsspec
@@ -122,20 +122,3 @@ def remove_partials(folder: Path) -> None:
     if folder.is_dir():
         for partial in folder.glob(".*.partial"):
             shutil.rmtree(partial, ignore_errors=True)
-
-
-class ContentStore:
-    """Files addressed by the SHA-256 of their bytes: writing the same bytes twice is a no-op."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path_for(self, digest: str, suffix: str) -> Path:
-        return self.root / digest[:2] / f"{digest}{suffix}"
-
-    def put(self, data: bytes, suffix: str) -> tuple[str, Path]:
-        digest = sha256_hex(data)
-        target = self.path_for(digest, suffix)
-        if not target.exists():
-            atomic_write_bytes(target, data)
-        return digest, target

@@ -23,7 +23,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import select
 
 from genloop.catalog import Catalog
 from genloop.catalog.models import DatasetSource, DatasetVersion
@@ -74,19 +73,32 @@ class DatasetHandle:
         return list(self.iter_records(split))
 
 
-def _count(records_meta: Iterable[tuple[str | None, str, str, str]]) -> dict[str, Any]:
-    labels: Counter[str] = Counter()
-    splits: Counter[str] = Counter()
-    sources: Counter[tuple[str, str]] = Counter()
-    for label, split, source, license_ in records_meta:
-        labels[label if label is not None else "(none)"] += 1
-        splits[split] += 1
-        sources[(source, license_)] += 1
-    return {
-        "labels": dict(sorted(labels.items())),
-        "splits": dict(sorted(splits.items())),
-        "sources": [{"source": s, "license": lic, "records": n} for (s, lic), n in sorted(sources.items())],
-    }
+class _Counts:
+    """Records per label, split and (source, license), kept as running counters so that
+    writing a version holds one shard in memory, not one entry per record."""
+
+    def __init__(self) -> None:
+        self.labels: Counter[str] = Counter()
+        self.splits: Counter[str] = Counter()
+        self.sources: Counter[tuple[str, str]] = Counter()
+
+    def add(self, record: Record) -> None:
+        self.labels[record.label if record.label is not None else "(none)"] += 1
+        self.splits[record.split] += 1
+        self.sources[(record.source, record.license)] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.splits.values())
+
+    def manifest_entries(self) -> dict[str, Any]:
+        return {
+            "labels": dict(sorted(self.labels.items())),
+            "splits": dict(sorted(self.splits.items())),
+            "sources": [
+                {"source": s, "license": lic, "records": n} for (s, lic), n in sorted(self.sources.items())
+            ],
+        }
 
 
 def write_dataset_version(
@@ -111,7 +123,7 @@ def write_dataset_version(
     datasets_root = workspace.path("datasets", name, "x").parent
     remove_partials(datasets_root)
     identity = hashlib.sha256(f"{name}\n{stage}\n".encode())
-    counted: list[tuple[str | None, str, str, str]] = []
+    counts = _Counts()
     shards: list[dict[str, Any]] = []
     with staging_directory(datasets_root, "version") as staging:
         batch: list[Record] = []
@@ -127,7 +139,7 @@ def write_dataset_version(
 
         for record in records:
             identity.update(f"{record.id}\t{record.label}\t{record.split}\n".encode())
-            counted.append((record.label, record.split, record.source, record.license))
+            counts.add(record)
             batch.append(record)
             if len(batch) >= shard_size:
                 flush()
@@ -139,11 +151,11 @@ def write_dataset_version(
             "name": name,
             "stage": stage,
             "parent": parent_id,
-            "records": len(counted),
+            "records": counts.total,
             "classes": classes,
             "shards": shards,
             "report": report or {},
-            **_count(counted),
+            **counts.manifest_entries(),
             **(extra or {}),
             **(finish(staging) if finish else {}),
         }
@@ -187,14 +199,3 @@ def open_dataset_version(workspace: Workspace, catalog: Catalog, version_id: str
     if not manifest_path.is_file():
         raise NotFoundError(f"dataset version {version_id}: {manifest_path} is missing")
     return DatasetHandle(version_id, path, json.loads(manifest_path.read_text(encoding="utf-8")))
-
-
-def latest_dataset_version(catalog: Catalog, name: str, stage: str) -> str | None:
-    with catalog.session() as session:
-        row = session.scalars(
-            select(DatasetVersion)
-            .where(DatasetVersion.name == name, DatasetVersion.stage == stage)
-            .order_by(DatasetVersion.created_at.desc())
-            .limit(1)
-        ).first()
-        return row.id if row else None

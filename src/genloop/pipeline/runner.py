@@ -112,8 +112,3 @@ def _run_stage(
     return StageRun(
         stage.name, "ran", result.summary, result.details, result.outputs, time.perf_counter() - started
     )
-
-
-def last_outputs(workspace: Workspace, stage: str) -> Outputs | None:
-    """What `stage` produced the last time it ran in this workspace (None if never)."""
-    return StageCache(workspace).last_outputs(stage)
