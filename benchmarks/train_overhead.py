@@ -31,8 +31,8 @@ from genloop.config import CollectConfig, TrainConfig
 from genloop.data.collect import collect
 from genloop.models.vae import ConditionalVAE, VAEConfig
 from genloop.train import train_model
+from genloop.train.device import use_available_cpus
 from genloop.train.images import image_tensors
-from genloop.train.recipes.vae import use_available_cpus
 from genloop.workspace import Workspace
 
 

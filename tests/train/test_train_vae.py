@@ -127,8 +127,8 @@ def test_bad_inputs_are_errors_that_say_what_to_do(
 ) -> None:
     dataset = make_digits(sqlite_workspace, per_class=4)
     catalog = open_catalog(sqlite_workspace.database_url)
-    with pytest.raises(GenloopError, match=r"model family 'gpt' is not available; available: .*vae"):
-        train_model(sqlite_workspace, catalog, dataset, TrainConfig(family="gpt"), model_name="digits")
+    with pytest.raises(GenloopError, match=r"model family 'stylegan' is not available; available: .*vae"):
+        train_model(sqlite_workspace, catalog, dataset, TrainConfig(family="stylegan"), model_name="digits")
     stray = [r.with_changes(label="cat") for r in dataset.records("train")[:2]]
     odd = write_dataset_version(sqlite_workspace, catalog, stray, name="odd", stage="feedback")
     with pytest.raises(DataError, match="has label 'cat', not one of the classes") as error:

@@ -10,20 +10,23 @@ from its newest checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from genloop.catalog import Catalog
 from genloop.config import TrainConfig
 from genloop.data.datasets import DatasetHandle
-from genloop.errors import GenloopError
 from genloop.models.registry import get_model_family
-from genloop.train.recipes.vae import train_vae
+from genloop.train.presets import apply_preset
+from genloop.train.recipes import recipe_module
 from genloop.train.runs import TrainResult
 from genloop.workspace import Workspace
 
-__all__ = ["TrainResult", "train_model"]
+__all__ = ["TrainResult", "resolve_train_config", "train_model"]
 
-RECIPES: dict[str, Callable[..., TrainResult]] = {"vae": train_vae}
+
+def resolve_train_config(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with its family's preset applied (see `genloop.train.presets`)."""
+    return apply_preset(cfg, getattr(recipe_module(cfg.family), "PRESETS", {}))
 
 
 def train_model(
@@ -44,20 +47,16 @@ def train_model(
     times (feedback fine-tuning). The new version gets `alias` (None: no alias).
     """
     get_model_family(cfg.family)  # an unknown family fails here, listing the available ones
-    recipe = RECIPES.get(cfg.family)
-    if recipe is None:
-        raise GenloopError(
-            f"model family {cfg.family!r} has no training recipe",
-            hint=f"families genloop can train: {', '.join(sorted(RECIPES))}",
-        )
-    return recipe(
+    recipe = recipe_module(cfg.family)
+    result: TrainResult = recipe.train(
         workspace,
         catalog,
         dataset,
-        cfg,
+        resolve_train_config(cfg),
         model_name=model_name,
         init_from=init_from,
         extra_datasets=extra_datasets,
         alias=alias,
         feedback_count=feedback_count,
     )
+    return result

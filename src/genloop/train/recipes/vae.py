@@ -15,10 +15,9 @@ samples/epoch-001.png, model/.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -27,25 +26,23 @@ from genloop.config import TrainConfig
 from genloop.data.datasets import DatasetHandle
 from genloop.errors import DataError, GenloopError
 from genloop.models.vae import ConditionalVAE, VAEConfig
-from genloop.models.versions import LoadedModel, load_model_version, register_model_version
-from genloop.progress import Advance, say, stage_progress
-from genloop.storage import atomic_directory, atomic_write_bytes, atomic_write_json
-from genloop.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from genloop.models.versions import LoadedModel, load_model_version
+from genloop.progress import Advance
+from genloop.train.checkpoint import TrainerState
 from genloop.train.images import dataset_classes, grid_png, image_tensors
-from genloop.train.runs import (
-    DatasetUse,
-    RunRecorder,
-    TrainResult,
-    completed_result,
-    final_metrics,
-    run_id_for,
-)
+from genloop.train.runs import DatasetUse, TrainResult
+from genloop.train.session import TrainingSession
 from genloop.workspace import Workspace
 
 FAMILY = "vae"
 LOG_EVERY_STEPS = 5
 EVAL_BATCH = 512
-THREADS_ENV = "GENLOOP_NUM_THREADS"
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"epochs": 1, "batch_size": 32, "latent_dim": 4, "hidden_channels": 8},
+    "cpu": {"epochs": 5, "batch_size": 128, "latent_dim": 16, "hidden_channels": 32},
+    "gpu": {"epochs": 40, "batch_size": 256, "latent_dim": 32, "hidden_channels": 64, "learning_rate": 1e-3},
+}
 
 
 @dataclass
@@ -58,27 +55,18 @@ class _Loop:
     train_y: torch.Tensor  # (N,) class indices
     test_x: torch.Tensor
     test_y: torch.Tensor
-    state: TrainerState
-    run_dir: Path
-    recorder: RunRecorder
+    session: TrainingSession
+
+    @property
+    def state(self) -> TrainerState:
+        return self.session.state
+
+    @property
+    def parts(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer}
 
 
-def use_available_cpus() -> None:
-    """Intra-op threads: GENLOOP_NUM_THREADS, else OMP_NUM_THREADS, else one per usable CPU.
-
-    Set GENLOOP_NUM_THREADS=1 when other busy processes share the CPUs: with every core
-    taken, threads of small operations wait on each other and a step can take 50× longer.
-    """
-    explicit = os.environ.get(THREADS_ENV) or os.environ.get("OMP_NUM_THREADS") or ""
-    if explicit.isdigit() and int(explicit) > 0:
-        threads = int(explicit)
-    else:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(max(1, threads))
-
-
-def train_vae(
+def train(
     workspace: Workspace,
     catalog: Catalog,
     dataset: DatasetHandle,
@@ -91,49 +79,27 @@ def train_vae(
     feedback_count: int = 0,
 ) -> TrainResult:
     """Train (or resume, or reuse) the run these inputs identify; see `genloop.train.train_model`."""
-    use_available_cpus()
     parent = load_model_version(workspace, catalog, init_from) if init_from else None
     uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
     model_config = _model_config(cfg, dataset, parent)
-    train_config = cfg.model_dump(mode="json")
-    parent_id = parent.version_id if parent else None
-    run_id = run_id_for(
-        family=FAMILY, model_name=model_name, config=train_config, uses=uses, init_from=parent_id
+    session = TrainingSession(
+        workspace,
+        catalog,
+        family=FAMILY,
+        model_name=model_name,
+        cfg=cfg,
+        model_config=asdict(model_config),
+        uses=uses,
+        parent_id=parent.version_id if parent else None,
     )
-    run_dir = workspace.path("runs", run_id, "config.json").parent
-    with workspace.lock(f"run-{run_id}"):
-        done = completed_result(catalog, run_id)
-        if done is not None:
-            say(f"run {run_id} already completed: model version {done.model_version_id}")
-            return done
-        run_config = {
-            "family": FAMILY,
-            "model_name": model_name,
-            "train": train_config,
-            "model": asdict(model_config),
-            "datasets": [{"id": u.dataset.id, "role": u.role, "repeat": u.repeat} for u in uses],
-            "init_from": parent_id,
-        }
-        atomic_write_json(run_dir / "config.json", run_config)  # the run explains itself without the catalog
-        recorder = RunRecorder(catalog, run_id)
-        recorder.start(
-            model_name=model_name,
-            family=FAMILY,
-            config=train_config,
-            parent_model_version_id=parent_id,
-            path=workspace.relative(run_dir),
-            uses=uses,
-        )
-        try:
-            loop = _setup(cfg, model_config, uses, parent, run_dir, recorder)
-            resumed_from = _resume(loop, run_id)
-            _train(loop, cfg)
-            version_id = _save(workspace, catalog, loop, model_name, parent_id, alias, feedback_count)
-        except BaseException:
-            recorder.finish("failed")
-            raise
-        recorder.finish("completed")
-    return TrainResult(run_id, version_id, resumed_from, cfg.epochs, final_metrics(catalog, run_id))
+
+    def body() -> ConditionalVAE:
+        loop = _setup(session, model_config, uses, parent)
+        session.resume(loop.model, loop.parts)
+        _train(loop, cfg)
+        return loop.model
+
+    return session.run(body, alias=alias, feedback_count=feedback_count)
 
 
 # -- setup -----------------------------------------------------------------------------------------
@@ -159,14 +125,9 @@ def _model_config(cfg: TrainConfig, dataset: DatasetHandle, parent: LoadedModel 
 
 
 def _setup(
-    cfg: TrainConfig,
-    model_config: VAEConfig,
-    uses: Sequence[DatasetUse],
-    parent: LoadedModel | None,
-    run_dir: Path,
-    recorder: RunRecorder,
+    session: TrainingSession, model_config: VAEConfig, uses: Sequence[DatasetUse], parent: LoadedModel | None
 ) -> _Loop:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg, device = session.cfg, session.device
     torch.manual_seed(cfg.seed)  # initial weights and the reparameterisation noise
     model = parent.model if parent is not None else ConditionalVAE.build(model_config)
     if not isinstance(model, ConditionalVAE):
@@ -184,6 +145,7 @@ def _setup(
         what=f"dataset {dataset.id} (test split)",
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    session.state.extra.update(epoch_loss_sum=0.0, epoch_batches=0.0)
     return _Loop(
         model,
         optimizer,
@@ -191,9 +153,7 @@ def _setup(
         train_y.to(device),
         test_x.to(device),
         test_y.to(device),
-        TrainerState(extra={"epoch_loss_sum": 0.0, "epoch_batches": 0.0}),
-        run_dir,
-        recorder,
+        session,
     )
 
 
@@ -221,24 +181,12 @@ def _train_tensors(uses: Sequence[DatasetUse], config: VAEConfig) -> tuple[torch
     return train_x, train_y
 
 
-def _resume(loop: _Loop, run_id: str) -> int | None:
-    """Continue from the newest complete checkpoint of this run, if any."""
-    checkpoint = latest_checkpoint(loop.run_dir)
-    if checkpoint is not None:
-        loop.state = load_checkpoint(checkpoint, model=loop.model, optimizer=loop.optimizer)
-        say(f"resuming run {run_id} from step {loop.state.global_step}")
-    # metrics an interrupted attempt logged after its last checkpoint are logged again below
-    loop.recorder.forget_after(loop.state.global_step)
-    return loop.state.global_step if checkpoint is not None else None
-
-
 # -- train -----------------------------------------------------------------------------------------
 
 
 def _train(loop: _Loop, cfg: TrainConfig) -> None:
     batches_per_epoch = -(-len(loop.train_x) // cfg.batch_size)
-    with stage_progress("train", total=cfg.epochs * batches_per_epoch) as advance:
-        advance(loop.state.global_step)
+    with loop.session.progress(cfg.epochs * batches_per_epoch) as advance:
         for epoch in range(loop.state.epoch, cfg.epochs):
             _train_epoch(loop, cfg, epoch, advance)
             _end_epoch(loop, cfg, epoch)
@@ -263,7 +211,7 @@ def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance) ->
         state.extra["epoch_batches"] += 1
         advance(1, epoch=epoch + 1, loss=f"{loss:.1f}")
         if state.global_step % LOG_EVERY_STEPS == 0:
-            loop.recorder.log(step=state.global_step, epoch=epoch, train_loss=loss)
+            loop.session.log(epoch=epoch, train_loss=loss)
         if state.global_step % cfg.checkpoint_every_steps == 0 and index + 1 < len(batches):
             _checkpoint(loop, epochs_done=epoch)
 
@@ -274,7 +222,7 @@ def _end_epoch(loop: _Loop, cfg: TrainConfig, epoch: int) -> None:
     metrics = {"epoch_train_loss": state.extra["epoch_loss_sum"] / max(1.0, state.extra["epoch_batches"])}
     if len(loop.test_x):
         metrics.update({f"epoch_heldout_{k}": v for k, v in _heldout_losses(loop, cfg.seed).items()})
-    loop.recorder.log(step=state.global_step, epoch=epoch, **metrics)
+    loop.session.log(epoch=epoch, **metrics)
     _write_sample_grid(loop, cfg, epoch)
     state.epoch, state.step_in_epoch = epoch + 1, 0
     state.extra.update(epoch_loss_sum=0.0, epoch_batches=0.0)
@@ -301,42 +249,8 @@ def _write_sample_grid(loop: _Loop, cfg: TrainConfig, epoch: int) -> None:
     loop.model.eval()
     images = loop.model.sample(len(condition), condition, seed=cfg.seed)  # (K · columns, C, H, W)
     loop.model.train()
-    path = loop.run_dir / "samples" / f"epoch-{epoch + 1:03d}.png"
-    atomic_write_bytes(path, grid_png(images, columns=cfg.grid_per_class))
+    loop.session.write_sample(f"epoch-{epoch + 1:03d}.png", grid_png(images, columns=cfg.grid_per_class))
 
 
 def _checkpoint(loop: _Loop, *, epochs_done: int) -> None:
-    # metrics first: a crash between the two leaves rows past the last checkpoint, which resume deletes
-    loop.recorder.flush(epochs_done=epochs_done, steps_done=loop.state.global_step)
-    save_checkpoint(
-        loop.run_dir / "checkpoints", model=loop.model, optimizer=loop.optimizer, state=loop.state
-    )
-
-
-# -- save ------------------------------------------------------------------------------------------
-
-
-def _save(
-    workspace: Workspace,
-    catalog: Catalog,
-    loop: _Loop,
-    model_name: str,
-    parent_id: str | None,
-    alias: str | None,
-    feedback_count: int,
-) -> str:
-    weights_dir = loop.run_dir / "model"
-    with atomic_directory(weights_dir) as staging:
-        loop.model.save(staging)
-    version_id = register_model_version(
-        workspace,
-        catalog,
-        name=model_name,
-        family=FAMILY,
-        run_id=loop.recorder.run_id,
-        weights_dir=weights_dir,
-        parent_id=parent_id,
-        feedback_count=feedback_count,
-        alias=alias,
-    )
-    return version_id
+    loop.session.checkpoint(loop.model, loop.parts, epochs_done=epochs_done)
