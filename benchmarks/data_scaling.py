@@ -14,6 +14,12 @@ launcher process, so the high-water mark is that size's alone. The ratios
 time(100k)/time(10k) etc. are 10 (the size ratio) for linear cost. Usage::
 
     .venv/bin/python benchmarks/data_scaling.py [--sizes 10000,100000,1000000] [--no-near-dup]
+    .venv/bin/python benchmarks/data_scaling.py --index --sizes 100000,1000000  # near-dup step alone
+
+`--index` runs, instead of collect → clean, the MinHash near-dup step alone over the
+same corpus in one process per size and bucket layout: the per-band dicts of lists it
+used before (reference, side by side in the same run) and the columnar sorted arrays;
+memory there is each process's peak RSS.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 os.environ.setdefault("GENLOOP_NO_PROGRESS", "1")
 
@@ -133,6 +142,91 @@ def launcher(size: int, corpus: Path, root: Path, near_dup: bool) -> None:
     print(json.dumps(out))
 
 
+def dict_buckets_index(threshold: float, num_perm: int) -> Any:
+    """The reference: the LSH index as it was before the columnar buckets — per band a dict of lists."""
+    from genloop.data.steps.near_dup import MinHashLSHIndex
+
+    class DictBuckets(MinHashLSHIndex):
+        def __init__(self) -> None:
+            super().__init__(threshold=threshold, num_perm=num_perm)
+            self.tables: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
+
+        def batch_candidates(self, keys: np.ndarray) -> list[np.ndarray]:
+            return [np.empty(0, dtype=np.int64)] * len(keys)  # everything is in the dicts
+
+        def _pending_candidates(self, keys: list[int]) -> list[int]:
+            return sorted(
+                {i for table, key in zip(self.tables, keys, strict=True) for i in table.get(key, ())}
+            )
+
+        def add(self, signature: np.ndarray, keys: list[int], record_id: str, where: str) -> None:
+            index = self._store(signature[None, :], [record_id], [where])
+            for table, key in zip(self.tables, keys, strict=True):
+                table.setdefault(key, []).append(index)
+
+        def compact(self, *, force: bool = False) -> None:
+            pass
+
+    return DictBuckets()
+
+
+def index_child(size: int, corpus: Path, layout: str) -> None:
+    """The near-dup step alone over the first `size` texts (already normalised enough: raw JSONL).
+
+    `layout` "dict" is the reference, the bucket layout before the columnar index (per band
+    a dict of lists, `dict_buckets_index`); "columnar" is `MinHashLSHIndex` as it is.
+    Prints seconds, CPU seconds and the process's peak RSS (the baseline — interpreter,
+    NumPy, one batch of records — is the same for both layouts).
+    """
+    from genloop.data.record import Record
+    from genloop.data.steps import near_dup
+
+    step = near_dup.NearDuplicates()
+    if layout == "dict":
+        step.index = dict_buckets_index(step.index.threshold, step.index.num_perm)
+    batch: list[Record] = []
+    kept = 0
+    started = time.perf_counter()
+    with corpus.open(encoding="utf-8") as lines:
+        for line in itertools.islice(lines, size):
+            text = json.loads(line)["text"]
+            meta = {"path": f"corpus.jsonl:{len(batch)}"}
+            batch.append(
+                Record.create(text.encode(), modality="text", label=None, source="b", license="x", meta=meta)
+            )
+            if len(batch) == 512:
+                kept += len(step(batch).kept)
+                batch = []
+    kept += len(step(batch).kept) if batch else 0
+    seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime  # less sensitive than wall time to a busy machine
+    print(json.dumps({"kept": kept, "s": seconds, "cpu_s": cpu, "rss_mb": usage.ru_maxrss / 1024}))
+
+
+def index_table(sizes: list[int], corpus: Path) -> None:
+    """Near-dup step alone: dict-of-lists buckets (reference) vs columnar, per size, side by side."""
+    print("\nnear-dup step alone (one process): dict-of-lists buckets vs columnar buckets")
+    print(
+        "| records | kept | dict CPU s | columnar CPU s | dict RSS MB | columnar RSS MB "
+        "| memory ratio | CPU ratio |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size in sizes:
+        results = []
+        for layout in ("dict", "columnar"):
+            command = [sys.executable, __file__, "--index-child", str(size), str(corpus), layout]
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        old, new = results
+        print(
+            f"| {size:,} | {new['kept']:,} | {old['cpu_s']:.1f} | {new['cpu_s']:.1f} | {old['rss_mb']:.0f} "
+            f"| {new['rss_mb']:.0f} | {old['rss_mb'] / new['rss_mb']:.1f}× "
+            f"| {old['cpu_s'] / new['cpu_s']:.2f}× |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -141,7 +235,14 @@ def main() -> None:
     )
     parser.add_argument("--child", nargs=3, metavar=("SIZE", "CORPUS", "ROOT"), help=argparse.SUPPRESS)
     parser.add_argument("--launch", nargs=3, metavar=("SIZE", "CORPUS", "ROOT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--index", action="store_true", help="also time the near-dup step alone: dict vs columnar buckets"
+    )
+    parser.add_argument("--index-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.index_child:
+        index_child(int(args.index_child[0]), Path(args.index_child[1]), args.index_child[2])
+        return
     if args.child:
         child(int(args.child[0]), Path(args.child[1]), Path(args.child[2]), not args.no_near_dup)
         return
@@ -162,7 +263,7 @@ def main() -> None:
         widths = (10, 10, 10, 9, 8, 10, 8)
         print(" ".join(f"{name:>{width}}" for name, width in zip(names, widths, strict=True)))
         rows = []
-        for size in sizes:
+        for size in sizes if not args.index else []:
             result = subprocess.run(
                 [sys.executable, __file__, "--launch", str(size), str(corpus), str(Path(tmp) / f"ws-{size}")]
                 + (["--no-near-dup"] if args.no_near_dup else []),
@@ -179,6 +280,8 @@ def main() -> None:
                 f"{row['total_s']:>8.1f} {row['records'] / row['total_s']:>10,.0f} {row['peak_mb']:>8.0f}",
                 flush=True,
             )
+        if args.index:
+            index_table(sizes, corpus)
     for small, large in itertools.pairwise(rows):
         size = large["records"] / small["records"]
         seconds = large["total_s"] / small["total_s"]

@@ -113,7 +113,8 @@ def test_missing_debian_package_prints_the_apt_line(monkeypatch: pytest.MonkeyPa
     for name, package in (("fortunes", "fortunes"), ("tang-poems", "fortunes-zh")):
         with pytest.raises(DataError) as caught:
             read(name, limit=1)
-        assert caught.value.hint == f"install it: sudo apt-get install -y {package}"
+        assert str(caught.value.hint).startswith(f"install it: sudo apt-get install -y {package}")
+    assert "npm pack chinese-poetry@2.0.1" in str(caught.value.hint)  # tang-poems' optional 全唐诗
 
 
 def test_builtin_fingerprints(sqlite_workspace: Workspace) -> None:

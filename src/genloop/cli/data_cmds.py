@@ -159,7 +159,11 @@ def show_version(
     report = manifest.get("report") or {}
     if report:
         dropped = sum(counted["count"] for counted in report.get("dropped", {}).values())
-        console.print(f"  {row.stage:<8} kept {report.get('kept', 0)}, dropped {dropped}")
+        errors = (report.get("input_errors") or {}).get("count", 0)
+        broken = (
+            f" ({errors} for input errors: {', '.join(report['input_errors']['steps'])})" if errors else ""
+        )
+        console.print(f"  {row.stage:<8} kept {report.get('kept', 0)}, dropped {dropped}{broken}")
         for table in _report_tables(report):
             console.print(table)
     for problem in manifest.get("problems", []):

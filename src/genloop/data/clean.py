@@ -26,6 +26,7 @@ from genloop.data.datasets import DatasetHandle, write_dataset_version
 from genloop.data.dedup_index import update_dedup_index
 from genloop.data.executors import stage_executor
 from genloop.data.executors.resume import remove_work, resumable_run, work_directory
+from genloop.data.near_text_index import update_near_text_index
 from genloop.data.pipeline import Executor, PipelineRun, Step
 from genloop.data.record import Record
 from genloop.data.rejects import RejectsShard
@@ -49,6 +50,11 @@ class CleanResult:
     dataset: DatasetHandle
     report: dict[str, Any]
     """{"kept": n, "dropped": {reason kind: {"count", "examples"}}, "steps": [...]} (also in the manifest)."""
+
+    @property
+    def input_errors(self) -> int:
+        """Records dropped because they were broken (undecodable, truncated, ...): exit status 3."""
+        return int((self.report.get("input_errors") or {}).get("count", 0))
 
 
 def clean_steps(modalities: set[str], cfg: CleanConfig) -> list[Step]:
@@ -166,4 +172,6 @@ def clean(
     remove_work(work)  # the version is written: its finished shards are no longer needed
     if cfg.incremental_dedup:  # only now that the version is complete: never index a half-written clean
         update_dedup_index(workspace, dataset, cleaned)
+        if cfg.text.near_dup and "text" in distinct_values(cleaned, "modality"):
+            update_near_text_index(workspace, dataset, cleaned, cfg.text)
     return CleanResult(cleaned, report)

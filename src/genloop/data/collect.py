@@ -28,6 +28,11 @@ class CollectResult:
     problems: list[str]
     """Files refused or skipped, one message each, naming the file."""
 
+    @property
+    def input_errors(self) -> int:
+        """Input problems (files or lines refused, skipped or unreadable): exit status 3 when any."""
+        return len(self.problems)
+
 
 def _counted(records: Iterable[Record], advance: Advance) -> Iterator[Record]:
     for record in records:
@@ -48,12 +53,24 @@ def collect(workspace: Workspace, catalog: Catalog, cfg: CollectConfig, *, name:
         )
     # `problems` fills up while the records stream; the manifest is assembled only after
     # the last record, so passing the list itself records every problem.
-    extra = {"modality": first.modality, "collect": cfg.model_dump(mode="json"), "problems": problems}
+    # `input_errors` likewise: filled in after the last record (`genloop collect` exits 3 when > 0).
+    errors: dict[str, int] = {"count": 0}
+    extra = {
+        "modality": first.modality,
+        "collect": cfg.model_dump(mode="json"),
+        "problems": problems,
+        "input_errors": errors,
+    }
+
+    def then_count(records: Iterator[Record]) -> Iterator[Record]:
+        yield from records
+        errors["count"] = len(problems)
+
     with stage_progress("collect", total=cfg.limit) as advance:
         dataset = write_dataset_version(
             workspace,
             catalog,
-            _counted(chain([first], records), advance),
+            then_count(_counted(chain([first], records), advance)),
             name=name,
             stage="collect",
             shard_size=cfg.shard_size,

@@ -32,6 +32,13 @@ Reasons are plain strings meant for people ("truncated image"). They are counted
 *kind*: the text before the first `:` or `(`, so "blank image (std=0.0 < 2.0)" and
 "blank image (std=1.2 < 2.0)" count together. A step whose reason has no such
 prefix (it names another record) passes a `Reason` with an explicit kind.
+
+Input errors versus judgements: a step that drops records only because they cannot
+be used at all (undecodable, truncated, unparsable, a decompression bomb: the input
+is broken, not merely unwanted) declares ``drops_input_errors = True``. Its drops are
+also counted as the report's `input_errors`, which is what the CLI's exit status 3
+("finished, but some input was broken") looks at; duplicates, quality and licence
+filters are the pipeline working as configured and never change the exit status.
 """
 
 from __future__ import annotations
@@ -129,6 +136,8 @@ class StepReport:
     kept: int = 0
     dropped: dict[str, ReasonCount] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    input_errors: bool = False
+    """Whether this step's drops are input errors (its step declares `drops_input_errors`)."""
 
     def add(self, seen: int, output: StepOutput) -> None:
         self.seen += seen
@@ -152,7 +161,15 @@ class StepReport:
     def as_dict(self) -> dict[str, Any]:
         dropped = {kind: c.count for kind, c in self.dropped.items()}
         counted = {"counters": dict(sorted(self.counters.items()))} if self.counters else {}
-        return {"name": self.name, "seen": self.seen, "kept": self.kept, "dropped": dropped, **counted}
+        errors = {"input_errors": True} if self.input_errors else {}
+        return {
+            "name": self.name,
+            "seen": self.seen,
+            "kept": self.kept,
+            "dropped": dropped,
+            **counted,
+            **errors,
+        }
 
 
 @dataclass
@@ -167,7 +184,7 @@ class CleanReport:
 
     @classmethod
     def for_steps(cls, steps: Iterable[Step]) -> CleanReport:
-        return cls([StepReport(step.name) for step in steps])
+        return cls([StepReport(step.name, input_errors=drops_input_errors(step)) for step in steps])
 
     def merge(self, other: CleanReport) -> None:
         for mine, theirs in zip(self.steps, other.steps, strict=True):
@@ -178,6 +195,11 @@ class CleanReport:
     @property
     def dropped_total(self) -> int:
         return sum(c.count for step in self.steps for c in step.dropped.values())
+
+    @property
+    def input_error_count(self) -> int:
+        """Records dropped because the input was broken (steps with `drops_input_errors`)."""
+        return sum(c.count for step in self.steps if step.input_errors for c in step.dropped.values())
 
     def dropped_by_kind(self) -> dict[str, ReasonCount]:
         merged: dict[str, ReasonCount] = {}
@@ -194,6 +216,10 @@ class CleanReport:
                 k: {"count": c.count, "examples": c.examples} for k, c in self.dropped_by_kind().items()
             },
             "steps": [step.as_dict() for step in self.steps],
+            "input_errors": {
+                "count": self.input_error_count,
+                "steps": [step.name for step in self.steps if step.input_errors and step.dropped],
+            },
         }
 
     def summary(self) -> str:
@@ -231,6 +257,10 @@ def apply_steps(steps: list[Step], batch: list[Record], *, keep_rejects: bool = 
         batch = output.kept
     report.kept = len(batch)
     return batch, report
+
+
+def drops_input_errors(step: Step) -> bool:
+    return bool(getattr(step, "drops_input_errors", False))
 
 
 def is_parallel_safe(step: Step) -> bool:

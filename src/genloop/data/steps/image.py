@@ -39,6 +39,7 @@ class ImageSizeGuard:
 
     name = "image-size"
     parallel_safe = True
+    drops_input_errors = True  # broken input, not a judgement: see genloop.data.pipeline
 
     def __init__(self, max_pixels: int) -> None:
         self.max_pixels = max_pixels
@@ -86,6 +87,7 @@ class DecodeImages:
 
     name = "decode-image"
     parallel_safe = True
+    drops_input_errors = True  # broken input, not a judgement: see genloop.data.pipeline
 
     def __call__(self, batch: list[Record]) -> StepOutput:
         return check_each(batch, self.check, modality="image")

@@ -1,4 +1,4 @@
-"""Drop records that an earlier clean of the same dataset already kept (exact or near image).
+"""Drop records that an earlier clean of the same dataset already kept (exact, near image, near text).
 
 The step only reads the index (`dedup_index.EarlierRecords`); `clean` updates it
 after the new version is written. Reasons name the old record, its dataset version
@@ -6,12 +6,15 @@ and where it came from, so a user can see *which* earlier data a new file repeat
 
     exact duplicate of 3f2a9c01d4e5 (data/a.png) in earlier dataset version 0a1b2c3d4e5f6a7b
     near-duplicate image (phash distance 2) of 3f2a9c01d4e5 (data/a.png) in earlier dataset version ...
+    near-duplicate text (Jaccard≈0.91) of 77ab01c2d3e4 (quotes.jsonl:12) in earlier dataset version ...
 
 The step is stateless but holds the whole earlier index, so it is not marked
 parallel-safe (it would be pickled to every worker); it only compares hashes that
-the parallel `ImagePhashes` step computed. It runs before the within-collection
-dedup steps: a file that repeats old data is reported as such, and "duplicate of X"
-from the later steps then always names a record that is in the new version.
+the parallel `ImagePhashes` step computed, and MinHashes the batch's texts (vectorised)
+when earlier text signatures exist (`near_text_index.py`, `[clean.text].near_dup`).
+It runs before the within-collection dedup steps: a file that repeats old data is
+reported as such, and "duplicate of X" from the later steps then always names a
+record that is in the new version.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 from genloop.config import CleanConfig
 from genloop.data.datasets import DatasetHandle
 from genloop.data.dedup_index import DedupIndex, EarlierRecords, IndexedRecord
+from genloop.data.near_text_index import EarlierTexts, earlier_texts
 from genloop.data.phash import ImageHashes, with_phashes
 from genloop.data.pipeline import Reason, Step, StepOutput
 from genloop.data.record import Record
@@ -29,15 +33,19 @@ from genloop.workspace import Workspace
 
 EXACT_KIND = "exact duplicate of an earlier version"
 NEAR_KIND = "near-duplicate image of an earlier version"
+NEAR_TEXT_KIND = "near-duplicate text of an earlier version"
 DEDUP_STEP_MARKERS = ("dedup", "near-dup")
 
 
 class EarlierVersionDuplicates:
     name = "incremental-dedup"
 
-    def __init__(self, earlier: EarlierRecords, *, near: bool = True) -> None:
+    def __init__(
+        self, earlier: EarlierRecords, *, near: bool = True, texts: EarlierTexts | None = None
+    ) -> None:
         self.earlier = earlier
         self.near = near
+        self.texts = texts
         self.matched: Counter[str] = Counter()  # earlier dataset version -> records it matched
         self._counters: dict[str, int] = {}  # the current batch's report counters
 
@@ -45,21 +53,39 @@ class EarlierVersionDuplicates:
         hashes: list[ImageHashes | None] = [None] * len(batch)
         if self.near and len(self.earlier.near):
             batch, hashes = with_phashes(batch)
+        near_texts = self._near_texts(batch)
         output = StepOutput(kept=[])
         self._counters = output.counters
         for record, value in zip(batch, hashes, strict=True):
-            reason = self._reason(record, value)
+            reason = self._reason(record, value, near_texts.get(id(record)))
             if reason is None:
                 output.kept.append(record)
             else:
                 output.dropped.append((record, reason))
         return output
 
-    def _reason(self, record: Record, phash: ImageHashes | None) -> Reason | None:
+    def _near_texts(self, batch: list[Record]) -> dict[int, tuple[IndexedRecord, float]]:
+        """id(record) → (earlier text it nearly duplicates, estimated Jaccard), for this batch's texts."""
+        if self.texts is None:
+            return {}
+        texts = [r for r in batch if r.modality == "text" and r.id not in self.earlier.exact]
+        signatures = self.texts.hasher.signatures([r.payload.decode("utf-8") for r in texts])
+        matches = self.texts.nearest(signatures)
+        return {id(r): match for r, match in zip(texts, matches, strict=True) if match is not None}
+
+    def _reason(
+        self, record: Record, phash: ImageHashes | None, near_text: tuple[IndexedRecord, float] | None = None
+    ) -> Reason | None:
         old = self.earlier.exact.get(record.id)
         if old is not None:
             self._count(old)
             return Reason(f"exact duplicate of {_named(old)}", kind=EXACT_KIND)
+        if near_text is not None:
+            old, similarity = near_text
+            self._count(old)
+            return Reason(
+                f"near-duplicate text (Jaccard≈{similarity:.2f}) of {_named(old)}", kind=NEAR_TEXT_KIND
+            )
         match = self.earlier.nearest_image(phash) if phash is not None else None
         if match is None:
             return None
@@ -73,9 +99,11 @@ class EarlierVersionDuplicates:
         self._counters[key] = self._counters.get(key, 0) + 1
 
     def stats(self) -> dict[str, Any]:
+        texts = self.texts
         return {
             "earlier_versions": self.earlier.versions,
             "earlier_records": len(self.earlier),
+            "earlier_texts": 0 if texts is None else len(texts),
             "matched": dict(self.matched),
         }
 
@@ -104,4 +132,6 @@ def with_earlier_versions(
         max_distance=cfg.image.phash_max_distance,
         fine_max_distance=cfg.image.phash256_max_distance,
     )
-    return insert_before_dedup(steps, EarlierVersionDuplicates(earlier, near=cfg.image.near_dup))
+    texts = earlier_texts(workspace, dataset, cfg.text) if cfg.text.near_dup else None
+    step = EarlierVersionDuplicates(earlier, near=cfg.image.near_dup, texts=texts)
+    return insert_before_dedup(steps, step)

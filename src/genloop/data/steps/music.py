@@ -106,6 +106,7 @@ class ParseMusic:
 
     name = "parse-music"
     parallel_safe = True
+    drops_input_errors = True  # broken input, not a judgement: see genloop.data.pipeline
 
     def __init__(self) -> None:
         require_music21("the music parse step ([clean] of music records)")

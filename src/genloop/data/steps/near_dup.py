@@ -144,12 +144,27 @@ class MinHasher:
         return out
 
 
+PENDING_LIMIT = 32_768
+"""Texts added since the last merge that may sit in the small pending dict (see `MinHashLSHIndex`)."""
+
+
 class MinHashLSHIndex:
     """Signatures of kept texts, banded into hash tables, with each text's id and location.
 
     `find` returns the most similar indexed text at or above the threshold; `add` indexes a
     text. `NearDuplicates.save`/`load` persist signatures, ids and locations as `.npz` (the
     buckets are rebuilt on load), so a later collection can be deduplicated against this one.
+
+    Columnar buckets. A band key is salted with its band number before the final mix, so
+    the b tables share one key space (a cross-band collision has probability ~2^-64 and
+    would only add a candidate that verification rejects). Merged texts live in one
+    sorted uint64 array of keys with a parallel int32 array of text positions, N·b
+    entries, 12 bytes each (a dict-of-lists bucket costs ~150 bytes per entry); a bucket
+    is the run of equal keys, found with `searchsorted`. Texts added one by one go first to
+    a small dict (at most `PENDING_LIMIT` texts); `compact` merges them into the arrays
+    with one sort of the new keys and one `insert`, O(N) memory traffic per merge. A
+    whole batch is looked up in the arrays at once (`batch_candidates`: one `searchsorted`
+    of its b·n sorted keys); only the pending dict is looked up per text.
     """
 
     def __init__(self, *, threshold: float = 0.8, num_perm: int = 128) -> None:
@@ -158,7 +173,11 @@ class MinHashLSHIndex:
         self.bands, self.rows = lsh_bands(threshold, num_perm)
         rng = np.random.default_rng(0)
         self._band_mix = rng.integers(1, 2**64, size=self.rows, dtype=np.uint64) | np.uint64(1)
-        self._tables: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
+        self._band_salt = rng.integers(0, 2**64, size=self.bands, dtype=np.uint64)
+        self._keys = np.empty(0, dtype=np.uint64)  # sorted keys of every merged text and band
+        self._positions = np.empty(0, dtype=np.int32)  # the text each key belongs to
+        self._pending: dict[int, int | list[int]] = {}  # key → position(s) of pending texts
+        self._pending_first = 0  # texts [_pending_first, len) are in `_pending`, not yet merged
         # (capacity, K) uint32, grown by doubling: one array instead of a NumPy object per text,
         # and candidates are verified with one vectorised comparison.
         self._signatures = np.empty((1024, num_perm), dtype=np.uint32)
@@ -169,47 +188,127 @@ class MinHashLSHIndex:
         return len(self.ids)
 
     def band_keys(self, signatures: np.ndarray) -> np.ndarray:
-        """(N, bands) uint64: each band's r values folded into one key (a universal hash of the band)."""
+        """(N, bands) uint64: each band's r values folded into one key, salted by the band number."""
         used = signatures[:, : self.bands * self.rows].astype(np.uint64)
         banded = used.reshape(len(signatures), self.bands, self.rows)
-        return _mix64((banded * self._band_mix).sum(axis=2, dtype=np.uint64))
+        folded = (banded * self._band_mix).sum(axis=2, dtype=np.uint64)
+        folded += self._band_salt
+        return _mix64(folded)
+
+    def batch_candidates(self, keys: np.ndarray) -> list[np.ndarray]:
+        """For each row of `keys` (N, bands): sorted positions of merged texts sharing a band."""
+        n = len(keys)
+        empty = [np.empty(0, dtype=np.int64)] * n
+        if not len(self._keys) or not n:
+            return empty
+        flat = keys.ravel()
+        order = np.argsort(flat)  # sorted queries: each binary search starts where the last ended
+        wanted, query = flat[order], order // self.bands
+        low = np.searchsorted(self._keys, wanted, side="left")
+        hit = self._keys[np.minimum(low, len(self._keys) - 1)] == wanted
+        if not hit.any():
+            return empty
+        wanted, query, low = wanted[hit], query[hit], low[hit]
+        counts = np.searchsorted(self._keys, wanted, side="right") - low
+        total = int(counts.sum())
+        # Positions low_i, low_i + 1, ..., high_i − 1 for every hit i, without a loop.
+        starts = np.repeat(low - (np.cumsum(counts) - counts), counts)
+        query = np.repeat(query, counts)
+        candidate = self._positions[starts + np.arange(total)].astype(np.int64)
+        order = np.lexsort((candidate, query))
+        query, candidate = query[order], candidate[order]
+        first = np.ones(len(query), dtype=bool)
+        first[1:] = (query[1:] != query[:-1]) | (candidate[1:] != candidate[:-1])
+        query, candidate = query[first], candidate[first]
+        bounds = np.searchsorted(query, np.arange(n + 1))
+        return [candidate[bounds[i] : bounds[i + 1]] for i in range(n)]
+
+    def _pending_candidates(self, keys: list[int]) -> list[int]:
+        hits = [hit for hit in map(self._pending.get, keys) if hit is not None]
+        if not hits:
+            return []
+        found = {i for hit in hits for i in ((hit,) if isinstance(hit, int) else hit)}
+        return sorted(found)
 
     def candidates(self, keys: list[int]) -> set[int]:
         """Indexed texts sharing at least one band with `keys` (unverified)."""
-        return {i for table, key in zip(self._tables, keys, strict=True) for i in table.get(key, ())}
+        merged = self.batch_candidates(np.array([keys], dtype=np.uint64))[0]
+        return {*merged.tolist(), *self._pending_candidates(keys)}
 
-    def find(self, signature: np.ndarray, keys: list[int]) -> tuple[int, float] | None:
-        """(index of the most similar kept text, estimated Jaccard) if any reaches the threshold."""
-        found = self.candidates(keys)
-        if not found:
+    def find(
+        self, signature: np.ndarray, keys: list[int], merged: np.ndarray | None = None
+    ) -> tuple[int, float] | None:
+        """(index of the most similar kept text, estimated Jaccard) if any reaches the threshold.
+
+        `merged`: this text's row of `batch_candidates` when the caller looked up a whole batch
+        (the index must not have been compacted since).
+        """
+        if merged is None:
+            merged = self.batch_candidates(np.array([keys], dtype=np.uint64))[0]
+        pending = self._pending_candidates(keys)
+        # Sorted (pending texts come after merged ones), so among equally similar texts the
+        # earliest kept one is named (deterministic).
+        candidates = np.concatenate([merged, np.array(pending, dtype=np.int64)]) if pending else merged
+        if not len(candidates):
             return None
-        # Sorted, so among equally similar texts the earliest kept one is named (deterministic).
-        candidates = np.sort(np.fromiter(found, dtype=np.int64, count=len(found)))
         agreeing = np.count_nonzero(self._signatures[candidates] == signature, axis=1)  # (C,)
         best = int(np.argmax(agreeing))
         similarity = float(agreeing[best]) / self.num_perm
         return (int(candidates[best]), similarity) if similarity >= self.threshold else None
 
-    def add(self, signature: np.ndarray, keys: list[int], record_id: str, where: str) -> None:
-        index = len(self.ids)
-        for table, key in zip(self._tables, keys, strict=True):
-            table.setdefault(key, []).append(index)
-        if index == len(self._signatures):
-            grown = np.empty((2 * len(self._signatures), self.num_perm), dtype=np.uint32)
-            grown[:index] = self._signatures
+    def _store(self, signatures: np.ndarray, ids: list[str], wheres: list[str]) -> int:
+        """Append signatures, ids and locations; returns the position of the first."""
+        first, needed = len(self.ids), len(self.ids) + len(signatures)
+        if needed > len(self._signatures):
+            grown = np.empty((max(needed, 2 * len(self._signatures)), self.num_perm), dtype=np.uint32)
+            grown[:first] = self._signatures[:first]
             self._signatures = grown
-        self._signatures[index] = signature
-        self.ids.append(record_id)
-        self.wheres.append(where)
+        self._signatures[first:needed] = signatures
+        self.ids.extend(ids)
+        self.wheres.extend(wheres)
+        return first
+
+    def add(self, signature: np.ndarray, keys: list[int], record_id: str, where: str) -> None:
+        index = self._store(signature[None, :], [record_id], [where])
+        pending = self._pending
+        for key in keys:
+            # A bare int for a key seen once (nearly all): no list to allocate and for the GC to track.
+            known = pending.get(key)
+            if known is None:
+                pending[key] = index
+            elif isinstance(known, int):
+                pending[key] = [known, index]
+            else:
+                known.append(index)
+
+    def compact(self, *, force: bool = False) -> None:
+        """Merge the pending texts into the sorted arrays once there are `PENDING_LIMIT` (or `force`)."""
+        count = len(self) - self._pending_first
+        if count == 0 or (count < PENDING_LIMIT and not force):
+            return
+        keys = self.band_keys(self._signatures[self._pending_first : len(self)])
+        self._merge(keys, np.arange(self._pending_first, len(self), dtype=np.int32))
+        self._pending = {}
+        self._pending_first = len(self)
+
+    def _merge(self, keys: np.ndarray, positions: np.ndarray) -> None:
+        """Insert the (N, bands) `keys` of the texts at `positions` into the sorted arrays."""
+        flat = keys.ravel()
+        order = np.argsort(flat, kind="stable")
+        at = np.searchsorted(self._keys, flat[order], side="right")  # after equal, older keys
+        self._keys = np.insert(self._keys, at, flat[order])
+        self._positions = np.insert(self._positions, at, np.repeat(positions, self.bands)[order])
 
     def signature_matrix(self) -> np.ndarray:
         """(N, K) uint32 signatures of the indexed texts, in insertion order."""
         return self._signatures[: len(self.ids)].copy()
 
     def extend(self, signatures: np.ndarray, ids: list[str], wheres: list[str]) -> None:
-        keys = self.band_keys(signatures).tolist()
-        for signature, key, record_id, where in zip(signatures, keys, ids, wheres, strict=True):
-            self.add(signature, key, record_id, where)
+        """Index many texts at once (loading a saved index): no duplicate checks among them."""
+        self.compact(force=True)
+        first = self._store(signatures, ids, wheres)
+        self._merge(self.band_keys(signatures), np.arange(first, len(self), dtype=np.int32))
+        self._pending_first = len(self)
 
 
 class NearDuplicates:
@@ -265,10 +364,12 @@ class NearDuplicates:
     def __call__(self, batch: list[Record]) -> StepOutput:
         texts = [r for r in batch if r.modality == "text"]
         signatures = self.hasher.signatures([r.payload.decode("utf-8") for r in texts])
-        keys = self.index.band_keys(signatures).tolist()
+        self.index.compact()  # between batches only: `merged` below must stay valid for the batch
+        band_keys = self.index.band_keys(signatures)
+        merged = self.index.batch_candidates(band_keys)
         verdicts: dict[int, str] = {}
-        for record, signature, key in zip(texts, signatures, keys, strict=True):
-            match = self.index.find(signature, key)
+        for record, signature, key, known in zip(texts, signatures, band_keys.tolist(), merged, strict=True):
+            match = self.index.find(signature, key, known)
             if match is None:
                 self.index.add(signature, key, record.id, record.where)
                 continue

@@ -55,6 +55,7 @@ class DecodeText:
 
     name = "decode-text"
     parallel_safe = True
+    drops_input_errors = True  # broken input, not a judgement: see genloop.data.pipeline
 
     def __call__(self, batch: list[Record]) -> StepOutput:
         return check_each(batch, self.check, modality="text")
