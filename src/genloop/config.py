@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from genloop.errors import ConfigError
 
@@ -288,6 +288,52 @@ class PipelineConfig(Section):
         return stages
 
 
+class ParamSpace(Section):
+    """One option's range (`low`, `high`, optional `log` / `step`) or its `choices`."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ParamSpace:
+        ranged = self.low is not None or self.high is not None
+        if self.choices is not None:
+            if ranged or self.log or self.step is not None:
+                raise ValueError("give either choices or low/high, not both")
+            if not self.choices:
+                raise ValueError("choices is empty")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("needs low and high, or choices")
+        if not self.low < self.high:
+            raise ValueError(f"low must be below high (got {self.low} ≥ {self.high})")
+        if self.log and (self.low <= 0 or self.step is not None):
+            raise ValueError("log needs low > 0 and no step")
+        return self
+
+
+class TuneConfig(Section):
+    """`[tune]`: the hyperparameter search of `genloop tune` (see `genloop.tune`)."""
+
+    n_trials: int = Field(default=10, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
+    metric: str = "heldout_loss"
+    direction: Literal["minimize", "maximize"] = "minimize"
+    study: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    """Default: `PROJECT-FAMILY`. A new name starts a new study; the same name continues it."""
+    seed: int = 0
+    """Seeds the sampler (TPE), so a fresh study proposes the same values again."""
+    prune: bool = True
+    """Stop a trial early when its epoch's metric is worse than the median of earlier trials'."""
+    prune_startup_trials: int = Field(default=2, ge=0)
+    """Trials that always run to the end before any is pruned (the median needs some)."""
+    prune_warmup_epochs: int = Field(default=0, ge=0)
+    space: dict[str, ParamSpace] = Field(default_factory=dict)
+
+
 class GenloopConfig(Section):
     project: ProjectConfig = ProjectConfig()
     pipeline: PipelineConfig = PipelineConfig()
@@ -299,6 +345,8 @@ class GenloopConfig(Section):
     generate: GenerateConfig = GenerateConfig()
     publish: PublishConfig = PublishConfig()
     improve: ImproveConfig = ImproveConfig()
+    tune: TuneConfig | None = None
+    """Only `genloop tune` reads it; a file without [tune] cannot be tuned."""
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain data (what a stage's cache key is computed from)."""

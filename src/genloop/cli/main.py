@@ -28,6 +28,7 @@ VERB_MODULES = (
     "feedback_cmd",
     "improve_cmd",
     "lineage_cmd",
+    "tune_cmd",
 )
 
 app = typer.Typer(

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from genloop.catalog import open_catalog
 from genloop.cli.common import DryRunOption, WorkspaceOption, examples, open_context
+from genloop.cli.input_errors import DATA_STAGES, EXIT_STATUS_HELP, exit_on_input_errors
 from genloop.config import STAGE_ORDER
 from genloop.errors import GenloopError
 from genloop.pipeline.runner import StageRun, run_pipeline
@@ -64,7 +65,11 @@ def run(
     workers: WorkersOption = None,
     dry_run: DryRunOption = False,
 ) -> None:
-    """Run every stage declared in genloop.toml, in order; unchanged stages are skipped."""
+    """Run every stage declared in genloop.toml, in order; unchanged stages are skipped.
+
+    Exit status: 0 ok; 1 error; 3 finished, but records were dropped for input errors
+    (unreadable/undecodable/corrupt input; `genloop data show ID` lists them).
+    """
     ctx = open_context(workspace)
     declared = ctx.config.pipeline.stages
     if until is not None and until not in declared:
@@ -72,7 +77,7 @@ def run(
             f"stage {until!r} is not declared in {ctx.workspace.config_path}",
             hint=f"declared: {', '.join(declared)} ([pipeline].stages)",
         )
-    run_pipeline(
+    runs = run_pipeline(
         ctx.workspace,
         ctx.catalog,
         until=until or declared[-1],
@@ -82,6 +87,7 @@ def run(
         executor=_checked_executor(executor),
         workers=workers,
     )
+    exit_on_input_errors(ctx.catalog, runs)  # exit status 3, see genloop.cli.input_errors
 
 
 def _checked_executor(name: str | None) -> str | None:
@@ -101,7 +107,7 @@ def _stage_verb(stage: str) -> Callable[..., None]:
         dry_run: DryRunOption = False,
     ) -> None:
         ctx = open_context(workspace)
-        run_pipeline(
+        runs = run_pipeline(
             ctx.workspace,
             ctx.catalog,
             until=stage,
@@ -111,9 +117,45 @@ def _stage_verb(stage: str) -> Callable[..., None]:
             executor=_checked_executor(executor),
             workers=workers,
         )
+        exit_on_input_errors(ctx.catalog, runs)  # exit status 3, see genloop.cli.input_errors
 
     description = next(s.description for s in STAGES if s.name == stage)
     verb.__doc__ = f"{stage.capitalize()}: {description} (runs earlier stages first if their inputs changed)."
+    if stage in DATA_STAGES:
+        verb.__doc__ += f"\n\n{EXIT_STATUS_HELP}"
+    return verb
+
+
+def _train_verb() -> Callable[..., None]:
+    """The train stage's verb, plus `--launcher` / `--num-processes` (data-parallel training)."""
+    stage_verb = _stage_verb("train")
+
+    def verb(
+        workspace: WorkspaceOption = None,
+        force: Annotated[
+            bool, typer.Option("--force", "-f", help="Re-run even if inputs are unchanged.")
+        ] = False,
+        executor: ExecutorOption = None,
+        workers: WorkersOption = None,
+        dry_run: DryRunOption = False,
+        launcher: Annotated[
+            str | None,
+            typer.Option(help="Train in several processes with `accelerate` or `torchrun` (CPU: gloo)."),
+        ] = None,
+        num_processes: Annotated[
+            int | None, typer.Option(min=1, help="Processes for --launcher (default 2).")
+        ] = None,
+    ) -> None:
+        from genloop.train.launch import launching
+
+        if launcher is None:
+            if num_processes is not None:
+                raise GenloopError("--num-processes needs --launcher", hint="add --launcher torchrun")
+            return stage_verb(workspace, force, executor, workers, dry_run)
+        with launching(launcher, num_processes or 2):
+            return stage_verb(workspace, force, executor, workers, dry_run)
+
+    verb.__doc__ = stage_verb.__doc__
     return verb
 
 
@@ -170,8 +212,11 @@ def register(app: typer.Typer) -> None:
     for stage in STAGE_ORDER:
         if stage == "generate":
             continue  # its own module: it also generates ad hoc from any model version
+        launched = ("genloop train --launcher torchrun --num-processes 2",) if stage == "train" else ()
         app.command(
             name=stage,
-            epilog=examples(f"genloop {stage}", f"genloop {stage} --dry-run", f"genloop {stage} --force"),
-        )(_stage_verb(stage))
+            epilog=examples(
+                f"genloop {stage}", f"genloop {stage} --dry-run", f"genloop {stage} --force", *launched
+            ),
+        )(_train_verb() if stage == "train" else _stage_verb(stage))
     app.command(epilog=examples("genloop demo", "genloop demo --tiny", "genloop demo /tmp/digits"))(demo)

@@ -61,13 +61,18 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _load_entry_points() -> None:
-    """Import every `genloop.models` entry point once; importing a module registers its family."""
+def _load_entry_points(only: str | None = None) -> None:
+    """Import the `genloop.models` entry points (just `only`, when given); importing registers.
+
+    Loading one family must not import every other one: a diffusion family pulls in
+    diffusers, which costs seconds that a VAE run should not pay.
+    """
     global _entry_points_loaded
-    if _entry_points_loaded:
+    if _entry_points_loaded or (only is not None and (only in _families or only in _broken)):
         return
-    _entry_points_loaded = True
     for point in entry_points(group=ENTRY_POINT_GROUP):
+        if (only is not None and point.name != only) or point.name in _families or point.name in _broken:
+            continue
         try:
             loaded = point.load()
         except Exception as exc:  # a broken plugin must not hide the working families
@@ -75,6 +80,8 @@ def _load_entry_points() -> None:
             continue
         if isinstance(loaded, type) and point.name not in _families:
             register_model(point.name)(loaded)
+    if only is None:
+        _entry_points_loaded = True
 
 
 def available_families() -> list[str]:
@@ -85,7 +92,7 @@ def available_families() -> list[str]:
 
 def get_model_family(name: str) -> type:
     """The model class registered as `name`; a GenloopError listing the families otherwise."""
-    _load_entry_points()
+    _load_entry_points(only=name)
     family = _families.get(name)
     if family is not None:
         return family

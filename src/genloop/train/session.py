@@ -12,12 +12,21 @@ run completed — or failed, on any error (the checkpoints stay, so a re-run res
 
 Everything a run writes lives in `.genloop/runs/RUN_ID/`: config.json, checkpoints/,
 samples/, tensorboard/, model/.
+
+Data-parallel runs (`genloop.train.distributed`): every rank builds a session and calls
+the same methods, but only rank 0 takes the lock, writes files, catalog rows, metrics
+and the model version; the other ranks train, wait at `checkpoint`'s barrier, and get
+rank 0's model version id at the end. One process is rank 0, so nothing changes there.
+
+`on_epoch_end(hook)` lets a caller see each epoch's metrics as the recipe reports them
+(`session.epoch_end`); the tuner prunes a trial by raising from its hook.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +46,7 @@ from genloop.train.checkpoint import (
     save_checkpoint,
 )
 from genloop.train.device import training_device, use_available_cpus
+from genloop.train.distributed import barrier, broadcast_from_main, is_main_process
 from genloop.train.runs import (
     DatasetUse,
     RunRecorder,
@@ -46,6 +56,23 @@ from genloop.train.runs import (
     run_id_for,
 )
 from genloop.workspace import Workspace
+
+EpochEndHook = Callable[[int, Mapping[str, float]], None]
+"""`hook(epoch, metrics)`: epoch counts from 0; metric names as in TrainResult.metrics (heldout_loss)."""
+_EPOCH_END_HOOKS: ContextVar[tuple[EpochEndHook, ...]] = ContextVar("genloop_epoch_end_hooks", default=())
+
+
+@contextmanager
+def on_epoch_end(hook: EpochEndHook) -> Iterator[None]:
+    """Call `hook` after every epoch of the runs trained inside this block (this thread/task only).
+
+    An exception the hook raises ends the run as failed (its checkpoints stay, so it can resume).
+    """
+    token = _EPOCH_END_HOOKS.set((*_EPOCH_END_HOOKS.get(), hook))
+    try:
+        yield
+    finally:
+        _EPOCH_END_HOOKS.reset(token)
 
 
 class TrainingSession:
@@ -86,6 +113,8 @@ class TrainingSession:
         self.device = training_device()
         self.resumed_from: int | None = None
         self._tensorboard: Any = None
+        self.is_main = is_main_process()
+        """False on the ranks > 0 of a data-parallel run: they write nothing."""
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -93,8 +122,10 @@ class TrainingSession:
         self, body: Callable[[], nn.Module], *, alias: str | None = "champion", feedback_count: int = 0
     ) -> TrainResult:
         """Train with `body` (returns the module to save) unless this run already completed."""
+        if not self.is_main:
+            return self._run_follower(body)
         with self.workspace.lock(f"run-{self.run_id}"):
-            done = completed_result(self.catalog, self.run_id)
+            done = broadcast_from_main(completed_result(self.catalog, self.run_id))
             if done is not None:
                 say(f"run {self.run_id} already completed: model version {done.model_version_id}")
                 return done
@@ -126,6 +157,17 @@ class TrainingSession:
             finally:
                 self._close_tensorboard()
             self.recorder.finish("completed")
+        broadcast_from_main(version_id)  # the other ranks wait here until the version exists
+        metrics = final_metrics(self.catalog, self.run_id)
+        return TrainResult(self.run_id, version_id, self.resumed_from, self.cfg.epochs, metrics)
+
+    def _run_follower(self, body: Callable[[], nn.Module]) -> TrainResult:
+        """A rank > 0: the same collectives as rank 0's `run`, in the same order; no writes."""
+        done: TrainResult | None = broadcast_from_main(None)
+        if done is not None:
+            return done
+        body()
+        version_id: str = broadcast_from_main("")
         metrics = final_metrics(self.catalog, self.run_id)
         return TrainResult(self.run_id, version_id, self.resumed_from, self.cfg.epochs, metrics)
 
@@ -157,15 +199,22 @@ class TrainingSession:
         if checkpoint is not None:
             self.state = load_checkpoint(checkpoint, model=model, parts=parts)
             self.resumed_from = self.state.global_step
-            say(f"resuming run {self.run_id} from step {self.state.global_step}")
-        self.recorder.forget_after(self.state.global_step)
+            if self.is_main:
+                say(f"resuming run {self.run_id} from step {self.state.global_step}")
+        if self.is_main:
+            self.recorder.forget_after(self.state.global_step)
         return self.resumed_from
 
     def checkpoint(self, model: nn.Module, parts: Mapping[str, Stateful], *, epochs_done: int) -> None:
-        """Flush metrics with the run's progress, then write a checkpoint at the current step."""
-        # metrics first: a crash between the two leaves rows past the last checkpoint, which resume deletes
-        self.recorder.flush(epochs_done=epochs_done, steps_done=self.state.global_step)
-        save_checkpoint(self.run_dir / "checkpoints", model=model, parts=parts, state=self.state)
+        """Flush metrics with the run's progress, then write a checkpoint at the current step.
+
+        Rank 0 writes; every rank then waits at a barrier, so no rank runs ahead of the last
+        checkpoint (a run killed after it resumes all ranks from the same step)."""
+        if self.is_main:
+            # metrics first: a crash between the two leaves rows past the checkpoint, which resume deletes
+            self.recorder.flush(epochs_done=epochs_done, steps_done=self.state.global_step)
+            save_checkpoint(self.run_dir / "checkpoints", model=model, parts=parts, state=self.state)
+        barrier()
 
     def checkpoint_due(self) -> bool:
         return self.state.global_step % self.cfg.checkpoint_every_steps == 0
@@ -174,6 +223,8 @@ class TrainingSession:
 
     def log(self, *, epoch: int, **values: float) -> None:
         """Metrics at the current step, to the catalog (with the next checkpoint) and TensorBoard."""
+        if not self.is_main:
+            return
         self.recorder.log(step=self.state.global_step, epoch=epoch, **values)
         writer = self._writer()
         if writer is not None:
@@ -183,12 +234,24 @@ class TrainingSession:
     def write_sample(self, name: str, data: bytes) -> Path:
         """Store a sample file (grid PNG, text excerpt, MIDI) as `runs/RUN_ID/samples/NAME`."""
         path = self.run_dir / "samples" / name
-        atomic_write_bytes(path, data)
+        if self.is_main:
+            atomic_write_bytes(path, data)
         return path
+
+    def epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Call the `on_epoch_end` hooks (rank 0 only) with the epoch's metrics, `epoch_` prefix dropped."""
+        if not self.is_main:
+            return
+        named = {name.removeprefix("epoch_"): float(value) for name, value in metrics.items()}
+        for hook in _EPOCH_END_HOOKS.get():
+            hook(epoch, named)
 
     @contextmanager
     def progress(self, total_steps: int) -> Iterator[Advance]:
         """A progress bar over the run's optimizer steps, already advanced past resumed steps."""
+        if not self.is_main:  # one bar per run, not one per rank
+            yield lambda n=1, **fields: None
+            return
         with stage_progress("train", total=total_steps) as advance:
             advance(self.state.global_step)
             yield advance

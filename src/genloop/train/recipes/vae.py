@@ -9,6 +9,11 @@
     save     register the model version (and alias) in the catalog
     cleanup  mark the run completed (or failed, on any error)
 
+Data parallel (`genloop train --launcher torchrun --num-processes N`): the recipe
+re-launches itself in N processes; each trains on its shard of every batch through
+DistributedDataParallel (gradients averaged over ranks), rank 0 alone evaluates, writes
+samples, checkpoints and catalog rows (see `genloop.train.distributed`).
+
 Everything a run writes lives in `.genloop/runs/RUN_ID/`: config.json, checkpoints/,
 samples/epoch-001.png, model/.
 """
@@ -20,6 +25,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from genloop.catalog import Catalog
 from genloop.config import TrainConfig
@@ -29,7 +36,15 @@ from genloop.models.vae import ConditionalVAE, VAEConfig
 from genloop.models.versions import LoadedModel, load_model_version
 from genloop.progress import Advance
 from genloop.train.checkpoint import TrainerState
+from genloop.train.distributed import (
+    all_reduce_mean,
+    is_distributed,
+    rank_generator,
+    shard_batch,
+    shard_loss_scale,
+)
 from genloop.train.images import dataset_classes, grid_png, image_tensors
+from genloop.train.launch import launch_training, relaunch_requested
 from genloop.train.runs import DatasetUse, TrainResult
 from genloop.train.session import TrainingSession
 from genloop.workspace import Workspace
@@ -56,6 +71,8 @@ class _Loop:
     test_x: torch.Tensor
     test_y: torch.Tensor
     session: TrainingSession
+    replicas: nn.Module | None = None
+    """The loss wrapped in DistributedDataParallel when training in several processes."""
 
     @property
     def state(self) -> TrainerState:
@@ -79,6 +96,20 @@ def train(
     feedback_count: int = 0,
 ) -> TrainResult:
     """Train (or resume, or reuse) the run these inputs identify; see `genloop.train.train_model`."""
+    plan = relaunch_requested()
+    if plan is not None:
+        return launch_training(
+            plan,
+            workspace,
+            catalog,
+            dataset,
+            cfg,
+            model_name=model_name,
+            init_from=init_from,
+            extra_datasets=extra_datasets,
+            alias=alias,
+            feedback_count=feedback_count,
+        )
     parent = load_model_version(workspace, catalog, init_from) if init_from else None
     uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
     model_config = _model_config(cfg, dataset, parent)
@@ -154,7 +185,21 @@ def _setup(
         test_x.to(device),
         test_y.to(device),
         session,
+        DistributedDataParallel(_ShardLoss(model)) if is_distributed() else None,
     )
+
+
+class _ShardLoss(nn.Module):
+    """`model.loss` as a forward pass: DDP synchronises gradients of what runs through forward."""
+
+    def __init__(self, model: ConditionalVAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        return self.model.loss(x, y, generator=generator)
 
 
 def _train_tensors(uses: Sequence[DatasetUse], config: VAEConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,12 +244,15 @@ def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance) ->
     model.train()
     for index in range(state.step_in_epoch, len(batches)):  # skips the batches a resumed epoch did
         rows = batches[index].to(loop.train_x.device)
-        # maximise ELBO = E_q[log p(x|z,y)] − KL(q(z|x,y) ‖ p(z)): minimise recon + β·KL
-        losses = model.loss(loop.train_x[rows], loop.train_y[rows])
         loop.optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
+        if loop.replicas is None:
+            # maximise ELBO = E_q[log p(x|z,y)] − KL(q(z|x,y) ‖ p(z)): minimise recon + β·KL
+            losses = model.loss(loop.train_x[rows], loop.train_y[rows])
+            losses["loss"].backward()
+            loss = float(losses["loss"].detach())
+        else:
+            loss = _replica_backward(loop, rows, seed=cfg.seed)
         loop.optimizer.step()
-        loss = float(losses["loss"].detach())
         state.global_step += 1
         state.step_in_epoch = index + 1
         state.extra["epoch_loss_sum"] += loss
@@ -216,14 +264,33 @@ def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance) ->
             _checkpoint(loop, epochs_done=epoch)
 
 
+def _replica_backward(loop: _Loop, batch_rows: torch.Tensor, *, seed: int) -> float:
+    """This rank's share of one step: backward of its shard's loss; the whole batch's mean loss.
+
+    Each rank draws its posterior noise from `rank_generator(seed, step)`: independent
+    between ranks, and the same again when a step is redone after a resume.
+    """
+    assert loop.replicas is not None
+    rows = shard_batch(batch_rows)
+    scale = shard_loss_scale(len(rows), len(batch_rows))
+    if len(rows) == 0:  # a batch smaller than the world: a zero-weight row keeps DDP in step
+        rows, scale = batch_rows[:1], 0.0
+    noise = rank_generator(seed, loop.state.global_step, loop.train_x.device)
+    losses = loop.replicas(loop.train_x[rows], loop.train_y[rows], noise)
+    (losses["loss"] * scale).backward()  # DDP all-reduces (averages) the gradients here
+    return all_reduce_mean(float(losses["loss"].detach()), weight=len(rows) if scale else 0.0)
+
+
 def _end_epoch(loop: _Loop, cfg: TrainConfig, epoch: int) -> None:
     """Held-out loss, sample grid, epoch metrics; then the epoch-end checkpoint."""
     state = loop.state
     metrics = {"epoch_train_loss": state.extra["epoch_loss_sum"] / max(1.0, state.extra["epoch_batches"])}
-    if len(loop.test_x):
-        metrics.update({f"epoch_heldout_{k}": v for k, v in _heldout_losses(loop, cfg.seed).items()})
-    loop.session.log(epoch=epoch, **metrics)
-    _write_sample_grid(loop, cfg, epoch)
+    if loop.session.is_main:  # the other ranks wait at the checkpoint's barrier
+        if len(loop.test_x):
+            metrics.update({f"epoch_heldout_{k}": v for k, v in _heldout_losses(loop, cfg.seed).items()})
+        loop.session.log(epoch=epoch, **metrics)
+        _write_sample_grid(loop, cfg, epoch)
+        loop.session.epoch_end(epoch, metrics)  # hooks (e.g. the tuner's pruning) see the metrics
     state.epoch, state.step_in_epoch = epoch + 1, 0
     state.extra.update(epoch_loss_sum=0.0, epoch_batches=0.0)
     _checkpoint(loop, epochs_done=epoch + 1)

@@ -1,0 +1,339 @@
+"""A decoder-only Transformer language model (GPT-2 layout, Radford et al. 2019; nanoGPT-sized).
+
+    x = wte[idx] + wpe[pos]                                  (B, T, C)
+    for each block:  x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))      pre-LN
+        attn: causal multi-head self-attention, F.scaled_dot_product_attention
+        mlp:  Linear(C, 4C) → GELU → Linear(4C, C)
+    logits = ln_f(x) @ wteᵀ                                  (B, T, V)   weight tying (Press & Wolf 2017)
+
+    loss = mean cross-entropy of the next token (nats per token)
+
+The model carries its tokenizer (char or byte-level BPE, `genloop.models.tokenizers`) and
+saves it beside the weights, so a model directory alone is enough to generate text.
+Generation keeps a key/value cache per layer (each step feeds one new token).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from genloop.errors import GenloopError, NotFoundError
+from genloop.models.registry import register_model
+from genloop.models.sampling import SamplingParams, cut_at_stop, generate_ids
+from genloop.models.tokenizers import TOKENIZER_KINDS, TextTokenizer, load_tokenizer
+from genloop.storage import atomic_write_bytes, atomic_write_json
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class GPTConfig:
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    """Context length in tokens."""
+    dropout: float = 0.0
+    vocab_size: int = 0
+    """Tokens the model predicts. For `tokenizer = "bpe"` the BPE training target as given in
+    [train.model]; the trained model's config holds the tokenizer's actual size."""
+    tokenizer: str = "char"
+    """`char` (one token per character) or `bpe` (byte-level BPE, Hugging Face tokenizers)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.n_layer < 1 or self.n_head < 1 or self.n_embd < 1:
+            problems.append(
+                f"n_layer, n_head and n_embd must be ≥ 1 (got {self.n_layer}, {self.n_head}, {self.n_embd})"
+            )
+        elif self.n_embd % self.n_head:
+            problems.append(
+                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): each head gets "
+                f"n_embd / n_head dimensions; try n_embd = {self.n_head * max(1, self.n_embd // self.n_head)}"
+            )
+        if self.block_size < 2:
+            problems.append(f"block_size must be ≥ 2 tokens (got {self.block_size})")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.tokenizer not in TOKENIZER_KINDS:
+            problems.append(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)} (got {self.tokenizer!r})")
+        if self.vocab_size < 0 or (self.tokenizer == "bpe" and 0 < self.vocab_size < 257):
+            problems.append(f"vocab_size must be ≥ 257 for bpe (256 bytes + <eos>; got {self.vocab_size})")
+        if problems:
+            raise GenloopError("invalid gpt config: " + "; ".join(problems), hint="fix [train.model]")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> GPTConfig:
+        """A config from `[train.model]`; unknown keys are errors that list the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise GenloopError(
+                f"unknown [train.model] option(s) {unknown} for the gpt family",
+                hint=f"gpt options: {', '.join(sorted(known))}",
+            )
+        if options.get("tokenizer", "char") == "char" and options.get("vocab_size"):
+            raise GenloopError(
+                '[train.model] vocab_size applies to tokenizer = "bpe" only',
+                hint="the char tokenizer's vocabulary is the training text's characters; remove vocab_size",
+            )
+        try:
+            return cls(**options)
+        except TypeError as exc:
+            raise GenloopError(f"invalid [train.model] value: {exc}") from None
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # q, k, v for all heads at once
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """x (B, T, C); `cache` [k, v] of the earlier positions (empty list at first), updated."""
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (
+            t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)
+        )  # (B, nh, T, hs)
+        causal = True
+        if cache is not None:
+            if cache:
+                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+                if T > 1:
+                    raise GenloopError("the KV cache takes one new token per step after the prompt")
+                causal = False  # the single new query may attend to every cached position
+            cache[:] = [k, v]
+        y = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal
+        )  # (B, nh, T, hs)
+        return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.n_embd, 4 * config.n_embd),
+            nn.GELU(),
+            nn.Linear(4 * config.n_embd, config.n_embd),
+            nn.Dropout(config.dropout),
+        )
+
+    def forward(self, x: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+@register_model("gpt")
+class GPT(nn.Module):
+    config_class = GPTConfig
+
+    def __init__(
+        self,
+        *,
+        n_layer: int = 4,
+        n_head: int = 4,
+        n_embd: int = 128,
+        block_size: int = 64,
+        dropout: float = 0.0,
+        vocab_size: int,
+        tokenizer: str = "char",
+        text_tokenizer: TextTokenizer | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = GPTConfig(n_layer, n_head, n_embd, block_size, dropout, vocab_size, tokenizer)
+        if vocab_size < 2:
+            raise GenloopError(f"a gpt model needs vocab_size ≥ 2 (got {vocab_size})")
+        if text_tokenizer is not None and text_tokenizer.vocab_size != vocab_size:
+            raise GenloopError(
+                f"the tokenizer has {text_tokenizer.vocab_size} tokens but the model {vocab_size}"
+            )
+        self.text_tokenizer = text_tokenizer
+        self.wte = nn.Embedding(vocab_size, n_embd)  # also the output projection (tied)
+        self.wpe = nn.Embedding(block_size, n_embd)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(self.config) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.apply(self._init_weights)
+        for name, parameter in self.named_parameters():
+            if name.endswith("c_proj.weight") or name.endswith("mlp.2.weight"):
+                # GPT-2: residual projections scaled by 1/√(2·n_layer) so the residual stream's
+                # variance does not grow with depth
+                nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    @classmethod
+    def build(cls, config: GPTConfig, tokenizer: TextTokenizer | None = None) -> GPT:
+        return cls(**asdict(config), text_tokenizer=tokenizer)
+
+    @property
+    def block_size(self) -> int:
+        return self.config.block_size
+
+    @property
+    def tokenizer(self) -> TextTokenizer:
+        if self.text_tokenizer is None:
+            raise GenloopError(
+                "this gpt model has no tokenizer", hint="build it with one, or load a saved model"
+            )
+        return self.text_tokenizer
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        cache: list[list[torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
+        """idx (B, T) token ids → logits (B, T, V); with `targets` (B, T), the mean loss instead."""
+        start = cache[0][0].size(2) if cache and cache[0] else 0
+        T = idx.size(1)
+        if start + T > self.config.block_size:
+            raise GenloopError(f"{start + T} tokens exceed block_size {self.config.block_size}")
+        pos = torch.arange(start, start + T, device=idx.device)  # (T,)
+        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache[i] if cache is not None else None)
+        logits = F.linear(self.ln_f(x), self.wte.weight)  # (B, T, V)
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1))
+
+    # -- generation ---------------------------------------------------------------------------------
+
+    def new_cache(self) -> list[list[torch.Tensor]]:
+        return [[] for _ in self.blocks]
+
+    def next_logits(self, idx: torch.Tensor, cache: list[list[torch.Tensor]] | None) -> torch.Tensor:
+        """Logits (B, V) of the token after `idx` (B, T)."""
+        return self(idx, cache=cache)[:, -1, :]
+
+    @torch.no_grad()
+    def generate_ids(
+        self, prompt_ids: torch.Tensor, *, seed: int, use_cache: bool = True, **params: Any
+    ) -> list[list[int]]:
+        """Continue prompt ids (B, T0); the new ids of each row. Deterministic for a seed."""
+        sampling = SamplingParams.from_params(params)
+        device = self.wte.weight.device
+        was_training = self.training
+        self.eval()
+        try:
+            return generate_ids(
+                self,
+                prompt_ids.to(device),
+                sampling,
+                generator=torch.Generator().manual_seed(seed),
+                eos_id=self.tokenizer.eos_id,
+                decode=self.tokenizer.decode,
+                use_cache=use_cache,
+            )
+        finally:
+            self.train(was_training)
+
+    def generate_text(self, prompts: list[str], *, seed: int = 0, **params: Any) -> list[str]:
+        """The continuation of each prompt (without the prompt), cut at the first stop string.
+
+        Parameters: temperature (0 = greedy), top_k, top_p, repetition_penalty, max_tokens,
+        stop (strings). Prompt i is sampled with seed + i, so a prompt's text does not depend
+        on the prompts before it. A prompt starts after <eos>, like a record in training.
+        """
+        sampling = SamplingParams.from_params(params)
+        texts = []
+        for i, prompt in enumerate(prompts):
+            ids = [self.tokenizer.eos_id, *self.tokenizer.encode(prompt)]
+            new = self.generate_ids(torch.tensor([ids]), seed=seed + i, **params)[0]
+            texts.append(cut_at_stop(self.tokenizer.decode(new), sampling.stop))
+        return texts
+
+    @torch.no_grad()
+    def sample(self, n: int, condition: torch.Tensor | None = None, *, seed: int, **params: Any) -> list[str]:
+        """`n` unprompted texts (family protocol), all rows decoded together from <eos>.
+
+        `condition` is not used (the gpt family is unconditional; prompts go to generate_text).
+        """
+        sampling = SamplingParams.from_params(params)
+        start = torch.full((n, 1), self.tokenizer.eos_id, dtype=torch.long)
+        rows = self.generate_ids(start, seed=seed, **params)
+        return [cut_at_stop(self.tokenizer.decode(ids), sampling.stop) for ids in rows]
+
+    # -- files --------------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """config.json (family, config, tokenizer fingerprint), model.safetensors, tokenizer file."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        atomic_write_bytes(directory / WEIGHTS_FILE, safetensors_bytes(state))
+        self.tokenizer.save(directory)
+        atomic_write_json(
+            directory / CONFIG_FILE,
+            {"family": "gpt", **asdict(self.config), "tokenizer_fingerprint": self.tokenizer.fingerprint()},
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> GPT:
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise NotFoundError(f"{path} is missing", hint=f"{directory} is not a saved gpt model")
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        if config.pop("family", "gpt") != "gpt":
+            raise GenloopError(f"{config_path}: not a gpt model", hint="load it with its own family")
+        fingerprint = config.pop("tokenizer_fingerprint", None)
+        unknown = sorted(set(config) - {f.name for f in fields(GPTConfig)})
+        if unknown:
+            raise GenloopError(
+                f"{config_path}: unknown field(s) {unknown}", hint="it was saved by a newer genloop; upgrade"
+            )
+        tokenizer = load_tokenizer(config.get("tokenizer", "char"), directory)
+        if fingerprint is not None and tokenizer.fingerprint() != fingerprint:
+            raise GenloopError(
+                f"{directory}: the tokenizer file is not the one this model was trained with",
+                hint="the directory mixes files of two models; retrain or restore it",
+            )
+        model = cls(**config, text_tokenizer=tokenizer)
+        try:
+            model.load_state_dict(load_file(weights_path))
+        except (RuntimeError, ValueError) as exc:
+            raise GenloopError(
+                f"{weights_path} does not fit {config_path}: {str(exc).splitlines()[0]}",
+                hint="the directory mixes files of two models; retrain or restore it",
+            ) from None
+        return model
+
+
+def saved_tokenizer_fingerprint(directory: Path) -> str | None:
+    """The tokenizer fingerprint recorded in a saved model's (or checkpoint's) config.json."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("tokenizer_fingerprint")
