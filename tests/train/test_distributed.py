@@ -153,3 +153,16 @@ def test_cli_train_verb_launches_with_accelerate(tmp_path: Path) -> None:
 
     wrong = subprocess.run([*command, "--num-processes", "2"], env=env, capture_output=True, text=True)
     assert wrong.returncode == 2 and "--num-processes needs --launcher" in wrong.stderr
+
+
+def test_a_family_without_data_parallel_training_refuses_the_launcher_before_any_work(
+    sqlite_workspace: Workspace, make_digits: MakeDigits
+) -> None:
+    dataset = make_digits(sqlite_workspace, per_class=2)
+    catalog = open_catalog(sqlite_workspace.database_url)
+    with launching("torchrun", 2), pytest.raises(GenloopError) as error:
+        train_model(sqlite_workspace, catalog, dataset, TrainConfig(family="gan", preset="tiny"), model_name="g")
+    assert "does not train in several processes" in error.value.message
+    assert "vae" in (error.value.hint or "")
+    with catalog.session() as session:
+        assert session.scalar(select(func.count()).select_from(Run)) == 0

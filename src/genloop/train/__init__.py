@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from genloop.catalog import Catalog
 from genloop.config import TrainConfig
 from genloop.data.datasets import DatasetHandle
+from genloop.errors import GenloopError
 from genloop.models.registry import get_model_family
+from genloop.train.launch import relaunch_requested
 from genloop.train.presets import apply_preset
-from genloop.train.recipes import recipe_module
+from genloop.train.recipes import RECIPE_MODULES, recipe_module
 from genloop.train.runs import TrainResult
 from genloop.workspace import Workspace
 
@@ -48,6 +50,12 @@ def train_model(
     """
     get_model_family(cfg.family)  # an unknown family fails here, listing the available ones
     recipe = recipe_module(cfg.family)
+    if relaunch_requested() is not None and not getattr(recipe, "DATA_PARALLEL", False):
+        able = [f for f in sorted(RECIPE_MODULES) if getattr(_loaded(f), "DATA_PARALLEL", False)]
+        raise GenloopError(
+            f"the {cfg.family} recipe does not train in several processes yet",
+            hint=f"drop --launcher to train in one process; data-parallel families: {', '.join(able)}",
+        )
     result: TrainResult = recipe.train(
         workspace,
         catalog,
@@ -60,3 +68,11 @@ def train_model(
         feedback_count=feedback_count,
     )
     return result
+
+
+def _loaded(family: str) -> object | None:
+    """The recipe module of `family` if it imports (for listing; never raises)."""
+    try:
+        return recipe_module(family)
+    except GenloopError:
+        return None

@@ -5,6 +5,7 @@ A recipe module provides
     train(workspace, catalog, dataset, cfg, *, model_name, init_from=None,
           extra_datasets=(), alias="champion", feedback_count=0) -> TrainResult
     PRESETS = {"tiny": {...}, "cpu": {...}, "gpu": {...}}     # see genloop.train.presets
+    DATA_PARALLEL = True      # optional: the recipe supports `genloop train --launcher …`
 
 and builds its loop from the shared components (`session`, `optim`, `ema`,
 `early_stopping`, `checkpoint`, `device`), not from a shared loop.

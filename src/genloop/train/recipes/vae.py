@@ -50,6 +50,8 @@ from genloop.train.session import TrainingSession
 from genloop.workspace import Workspace
 
 FAMILY = "vae"
+DATA_PARALLEL = True
+"""`genloop train --launcher …` runs this recipe in several processes (see genloop.train.launch)."""
 LOG_EVERY_STEPS = 5
 EVAL_BATCH = 512
 
