@@ -31,21 +31,18 @@ Training images are scaled to [−1, 1] (tanh's range); `sample` returns [0, 1].
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as with_spectral_norm
 
-from genloop.errors import GenloopError, NotFoundError
+from genloop.errors import GenloopError
+from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.registry import register_model
-from genloop.storage import atomic_write_bytes, atomic_write_json
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -337,33 +334,10 @@ class DCGAN(nn.Module):
 
     def save(self, directory: Path) -> None:
         """Write `config.json` (family + every config field) and `model.safetensors` (G and D)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write_bytes(directory / WEIGHTS_FILE, safetensors_bytes(state))
-        atomic_write_json(directory / CONFIG_FILE, {"family": "gan", **asdict(self.config)})
+        save_model_files(directory, family="gan", config=asdict(self.config), module=self)
 
     @classmethod
     def load(cls, directory: Path) -> DCGAN:
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise NotFoundError(f"{path} is missing", hint=f"{directory} is not a saved gan model")
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        if config.pop("family", "gan") != "gan":
-            raise GenloopError(f"{config_path}: not a gan model", hint="load it with its own family")
-        unknown = sorted(set(config) - {f.name for f in fields(GANConfig)})
-        if unknown:
-            raise GenloopError(
-                f"{config_path}: unknown field(s) {unknown}", hint="it was saved by a newer genloop; upgrade"
-            )
-        model = cls(**config)
-        try:
-            model.load_state_dict(load_file(weights_path))
-        except (RuntimeError, ValueError) as exc:  # shapes or names differ from what config.json says
-            raise GenloopError(
-                f"{weights_path} does not fit {config_path}: {str(exc).splitlines()[0]}",
-                hint="the directory mixes files of two models; retrain or restore it",
-            ) from None
+        model = cls(**read_model_config(directory, family="gan", config_class=GANConfig))
+        load_model_weights(model, directory)
         return model

@@ -23,15 +23,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from genloop.errors import GenloopError, NotFoundError
+from genloop.errors import GenloopError
+from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.registry import register_model
 from genloop.models.sampling import SamplingParams, cut_at_stop, generate_ids
 from genloop.models.tokenizers import TOKENIZER_KINDS, TextTokenizer, load_tokenizer
-from genloop.storage import atomic_write_bytes, atomic_write_json
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -288,32 +286,17 @@ class GPT(nn.Module):
 
     def save(self, directory: Path) -> None:
         """config.json (family, config, tokenizer fingerprint), model.safetensors, tokenizer file."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write_bytes(directory / WEIGHTS_FILE, safetensors_bytes(state))
-        self.tokenizer.save(directory)
-        atomic_write_json(
-            directory / CONFIG_FILE,
-            {"family": "gpt", **asdict(self.config), "tokenizer_fingerprint": self.tokenizer.fingerprint()},
-        )
+        config = {**asdict(self.config), "tokenizer_fingerprint": self.tokenizer.fingerprint()}
+        save_model_files(directory, family="gpt", config=config, module=self)
+        self.tokenizer.save(Path(directory))
 
     @classmethod
     def load(cls, directory: Path) -> GPT:
         directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise NotFoundError(f"{path} is missing", hint=f"{directory} is not a saved gpt model")
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        if config.pop("family", "gpt") != "gpt":
-            raise GenloopError(f"{config_path}: not a gpt model", hint="load it with its own family")
+        config = read_model_config(
+            directory, family="gpt", config_class=GPTConfig, extras=("tokenizer_fingerprint",)
+        )
         fingerprint = config.pop("tokenizer_fingerprint", None)
-        unknown = sorted(set(config) - {f.name for f in fields(GPTConfig)})
-        if unknown:
-            raise GenloopError(
-                f"{config_path}: unknown field(s) {unknown}", hint="it was saved by a newer genloop; upgrade"
-            )
         tokenizer = load_tokenizer(config.get("tokenizer", "char"), directory)
         if fingerprint is not None and tokenizer.fingerprint() != fingerprint:
             raise GenloopError(
@@ -321,13 +304,7 @@ class GPT(nn.Module):
                 hint="the directory mixes files of two models; retrain or restore it",
             )
         model = cls(**config, text_tokenizer=tokenizer)
-        try:
-            model.load_state_dict(load_file(weights_path))
-        except (RuntimeError, ValueError) as exc:
-            raise GenloopError(
-                f"{weights_path} does not fit {config_path}: {str(exc).splitlines()[0]}",
-                hint="the directory mixes files of two models; retrain or restore it",
-            ) from None
+        load_model_weights(model, directory)
         return model
 
 

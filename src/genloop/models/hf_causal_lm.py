@@ -22,7 +22,6 @@ a prompt is `[bos or eos] tokens`, i.e. the start of a new document.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -30,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from genloop.errors import GenloopError, NotFoundError
+from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.hf_base_model import (
     adaptable_names,
     base_fingerprint,
@@ -45,7 +43,6 @@ from genloop.models.hf_base_model import (
     transformers_module,
 )
 from genloop.models.registry import register_model
-from genloop.storage import atomic_write_bytes, atomic_write_json
 
 FAMILY = "hf-causal-lm"
 CONFIG_FILE = "config.json"
@@ -369,41 +366,19 @@ class HFCausalLM(nn.Module):
 
     def save(self, directory: Path) -> None:
         """`config.json` (family, base folder + fingerprint, LoRA options) and the adapter weights."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write_bytes(directory / WEIGHTS_FILE, safetensors_bytes(state))
-        atomic_write_json(directory / CONFIG_FILE, {"family": FAMILY, **asdict(self.config)})
+        save_model_files(directory, family=FAMILY, config=asdict(self.config), module=self)
 
     @classmethod
     def load(cls, directory: Path) -> HFCausalLM:
         """Base (the folder config.json names) + the saved adapter; an error if the base moved or changed."""
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise NotFoundError(f"{path} is missing", hint=f"{directory} is not a saved {FAMILY} model")
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
-        if saved.pop("family", FAMILY) != FAMILY:
-            raise GenloopError(f"{config_path}: not an {FAMILY} model", hint="load it with its own family")
-        unknown = sorted(set(saved) - {f.name for f in fields(HFCausalLMConfig)})
-        if unknown:
-            raise GenloopError(
-                f"{config_path}: unknown field(s) {unknown}", hint="it was saved by a newer genloop; upgrade"
-            )
+        saved = read_model_config(directory, family=FAMILY, config_class=HFCausalLMConfig)
         if not Path(saved.get("base_model", "")).is_dir():
             raise NotFoundError(
                 f"the base model of {directory} is missing: {saved.get('base_model')} is not a folder",
                 hint="this adapter holds only the LoRA weights; restore the base model folder at that path",
             )
         model = cls(**saved)
-        try:
-            model.load_state_dict(load_file(weights_path))
-        except RuntimeError as exc:
-            raise GenloopError(
-                f"{weights_path} does not fit {config_path}: {exc}",
-                hint="the directory mixes files of two models; retrain or restore it",
-            ) from None
+        load_model_weights(model, directory)
         return model
 
 

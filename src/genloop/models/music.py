@@ -17,21 +17,19 @@ condition token and an unconditional model.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from genloop.errors import GenloopError, NotFoundError
+from genloop.errors import GenloopError
+from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.music_tokens import MusicTokenizer, MusicTokenizerConfig
 from genloop.models.registry import register_model
-from genloop.storage import atomic_write_bytes, atomic_write_json
+from genloop.storage import atomic_write_bytes
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -286,36 +284,13 @@ class MusicTransformer(nn.Module):
 
     def save(self, directory: Path) -> None:
         """`config.json` (family, config, tokenizer options + fingerprint), weights, miditok params."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write_bytes(directory / WEIGHTS_FILE, safetensors_bytes(state))
         config = asdict(self.config)
         config["tokenizer"] = self.tokenizer.to_dict()  # every option, defaults included
-        atomic_write_json(directory / CONFIG_FILE, {"family": "music", **config})
-        atomic_write_bytes(directory / TOKENIZER_FILE, self.tokenizer.params_json().encode("utf-8"))
+        save_model_files(directory, family="music", config=config, module=self)
+        atomic_write_bytes(Path(directory) / TOKENIZER_FILE, self.tokenizer.params_json().encode("utf-8"))
 
     @classmethod
     def load(cls, directory: Path) -> MusicTransformer:
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise NotFoundError(f"{path} is missing", hint=f"{directory} is not a saved music model")
-        values = json.loads(config_path.read_text(encoding="utf-8"))
-        if values.pop("family", "music") != "music":
-            raise GenloopError(f"{config_path}: not a music model", hint="load it with its own family")
-        unknown = sorted(set(values) - {f.name for f in fields(MusicConfig)})
-        if unknown:
-            raise GenloopError(
-                f"{config_path}: unknown field(s) {unknown}", hint="it was saved by a newer genloop; upgrade"
-            )
-        model = cls(MusicConfig(**values))
-        try:
-            model.load_state_dict(load_file(weights_path))
-        except (RuntimeError, ValueError) as exc:  # shapes or names differ from what config.json says
-            raise GenloopError(
-                f"{weights_path} does not fit {config_path}: {str(exc).splitlines()[0]}",
-                hint="the directory mixes files of two models; retrain or restore it",
-            ) from None
+        model = cls(MusicConfig(**read_model_config(directory, family="music", config_class=MusicConfig)))
+        load_model_weights(model, directory)
         return model.eval()
