@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from PIL import Image
 from sqlalchemy import select
 
@@ -13,6 +14,7 @@ from genloop.data.datasets import write_dataset_version
 from genloop.errors import DataError, GenloopError
 from genloop.models.versions import resolve_model_version
 from genloop.train import train_model
+from genloop.train.recipes.vae import draw_captions
 from genloop.workspace import Workspace
 from support.mnist import MakeDigits
 
@@ -143,3 +145,14 @@ def test_bad_inputs_are_errors_that_say_what_to_do(
     assert error.value.hint
     with pytest.raises(GenloopError, match="no model version or model named 'nothing'"):
         train_model(sqlite_workspace, catalog, dataset, TINY, model_name="digits", init_from="nothing")
+
+
+def test_the_captions_of_a_step_depend_only_on_the_seed_and_the_step() -> None:
+    captions = torch.arange(3 * 4, dtype=torch.float32).view(3, 4, 1)  # (K=3, T=4, D=1): value = 4k + t
+    labels = torch.tensor([0, 1, 2, 2, 1, 0] * 8)
+    drawn = draw_captions(captions, labels, seed=5, step=7)
+    assert torch.equal(drawn, draw_captions(captions, labels, seed=5, step=7))  # a resumed step redraws them
+    assert not torch.equal(drawn, draw_captions(captions, labels, seed=5, step=8))
+    assert not torch.equal(drawn, draw_captions(captions, labels, seed=6, step=7))
+    assert torch.equal(drawn[:, 0].div(4).floor().long(), labels)  # always a caption of the image's class
+    assert len(set(drawn[:, 0].tolist())) > 6  # and not always the same one

@@ -1,4 +1,4 @@
-"""VAE training recipe: maximise the ELBO of a class-conditional VAE, one explicit loop.
+"""VAE training recipe: maximise the ELBO of a class- or text-conditional VAE, one explicit loop.
 
     setup    data tensors, model (fresh, or a parent version to fine-tune), Adam; resume
              from the newest checkpoint of this run when there is one
@@ -8,6 +8,12 @@
              held-out loss + a fixed-noise sample grid after each epoch
     save     register the model version (and alias) in the catalog
     cleanup  mark the run completed (or failed, on any error)
+
+Text conditioning ([train.model] conditioning = "text", text_encoder, caption_languages,
+condition_dim): each image is paired, per step, with one random caption of its label
+(models/captions.py), drawn from a generator seeded by (seed, global step) so a resumed
+run — or every rank of a data-parallel one — draws the same captions; the captions are
+embedded once up front by the frozen text encoder into a (K, captions, D) table.
 
 Data parallel (`genloop train --launcher torchrun --num-processes N`): the recipe
 re-launches itself in N processes; each trains on its shard of every batch through
@@ -21,7 +27,7 @@ samples/epoch-001.png, model/.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -32,7 +38,9 @@ from genloop.catalog import Catalog
 from genloop.config import TrainConfig
 from genloop.data.datasets import DatasetHandle
 from genloop.errors import DataError, GenloopError
-from genloop.models.vae import ConditionalVAE, VAEConfig
+from genloop.models.captions import class_captions
+from genloop.models.text_encoders import check_text_encoder, text_encoder
+from genloop.models.vae import TEXT_FIELDS, ConditionalVAE, VAEConfig
 from genloop.models.versions import LoadedModel, load_model_version
 from genloop.progress import Advance
 from genloop.train.checkpoint import TrainerState
@@ -54,6 +62,8 @@ DATA_PARALLEL = True
 """`genloop train --launcher …` runs this recipe in several processes (see genloop.train.launch)."""
 LOG_EVERY_STEPS = 5
 EVAL_BATCH = 512
+MODEL_OPTIONS = (*TEXT_FIELDS, "likelihood")
+"""VAEConfig fields set in [train.model]; the others come from [train] and the dataset."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 1, "batch_size": 32, "latent_dim": 4, "hidden_channels": 8},
@@ -72,6 +82,7 @@ class _Loop:
     train_y: torch.Tensor  # (N,) class indices
     test_x: torch.Tensor
     test_y: torch.Tensor
+    captions: torch.Tensor | None  # (K, captions per class, D) text embeddings, text conditioning only
     session: TrainingSession
     replicas: nn.Module | None = None
     """The loss wrapped in DistributedDataParallel when training in several processes."""
@@ -139,22 +150,43 @@ def train(
 
 
 def _model_config(cfg: TrainConfig, dataset: DatasetHandle, parent: LoadedModel | None) -> VAEConfig:
-    """A fresh model's config from [train]; a fine-tuned one keeps its parent's architecture."""
+    """A fresh model's config from [train] + [train.model]; a fine-tuned one keeps its parent's."""
     if parent is None:
-        return VAEConfig(
-            image_size=cfg.image_size,
-            channels=cfg.channels,
-            classes=dataset_classes(dataset),
-            latent_dim=cfg.latent_dim,
-            hidden_channels=cfg.hidden_channels,
-            beta=cfg.beta,
-        )
-    if parent.family != FAMILY:
+        config = _fresh_config(cfg, dataset_classes(dataset))
+    elif parent.family != FAMILY:
         raise GenloopError(
             f"{parent.version_id} is a {parent.family!r} model; the vae recipe fine-tunes vae models only",
             hint="fine-tune from a vae model version, or set [train].family to match",
         )
-    return VAEConfig(**{k: v for k, v in parent.config.items() if k != "family"})
+    else:
+        config = VAEConfig(**{k: v for k, v in parent.config.items() if k != "family"})
+    if config.conditioning == "text":
+        check_text_encoder(config.text_encoder)  # before any training starts
+    return config
+
+
+def _fresh_config(cfg: TrainConfig, classes: list[str]) -> VAEConfig:
+    unknown = sorted(set(cfg.model) - set(MODEL_OPTIONS))
+    if unknown:
+        shared = sorted(f.name for f in fields(VAEConfig) if f.name not in MODEL_OPTIONS)
+        raise GenloopError(
+            f"[train.model] has unknown vae option(s) {unknown}",
+            hint=f"vae options: {', '.join(MODEL_OPTIONS)} ({', '.join(shared)} are set in [train])",
+        )
+    try:
+        return VAEConfig(
+            image_size=cfg.image_size,
+            channels=cfg.channels,
+            classes=classes,
+            latent_dim=cfg.latent_dim,
+            hidden_channels=cfg.hidden_channels,
+            beta=cfg.beta,
+            **cfg.model,
+        )
+    except TypeError as exc:  # a value of the wrong type that the dataclass itself trips on
+        raise GenloopError(
+            f"[train.model] is invalid for vae: {exc}", hint="check the option types"
+        ) from None
 
 
 def _setup(
@@ -178,6 +210,11 @@ def _setup(
         what=f"dataset {dataset.id} (test split)",
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    captions = None
+    if model_config.conditioning == "text":
+        per_class = class_captions(model_config.classes, model_config.caption_languages)
+        flat = text_encoder(model_config.text_encoder).encode([c for texts in per_class for c in texts])
+        captions = flat.view(len(per_class), len(per_class[0]), -1).to(device)  # (K, T, D)
     session.state.extra.update(epoch_loss_sum=0.0, epoch_batches=0.0)
     return _Loop(
         model,
@@ -186,6 +223,7 @@ def _setup(
         train_y.to(device),
         test_x.to(device),
         test_y.to(device),
+        captions,
         session,
         DistributedDataParallel(_ShardLoss(model)) if is_distributed() else None,
     )
@@ -246,14 +284,15 @@ def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance) ->
     model.train()
     for index in range(state.step_in_epoch, len(batches)):  # skips the batches a resumed epoch did
         rows = batches[index].to(loop.train_x.device)
+        condition = _condition(loop, loop.train_y[rows], seed=cfg.seed)  # (B,) labels or (B, D) captions
         loop.optimizer.zero_grad(set_to_none=True)
         if loop.replicas is None:
-            # maximise ELBO = E_q[log p(x|z,y)] − KL(q(z|x,y) ‖ p(z)): minimise recon + β·KL
-            losses = model.loss(loop.train_x[rows], loop.train_y[rows])
+            # maximise ELBO = E_q[log p(x|z,y)] − KL(q(z|x,y) ‖ p(z|y)): minimise recon + β·KL
+            losses = model.loss(loop.train_x[rows], condition)
             losses["loss"].backward()
             loss = float(losses["loss"].detach())
         else:
-            loss = _replica_backward(loop, rows, seed=cfg.seed)
+            loss = _replica_backward(loop, rows, condition, seed=cfg.seed)
         loop.optimizer.step()
         state.global_step += 1
         state.step_in_epoch = index + 1
@@ -266,19 +305,39 @@ def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance) ->
             _checkpoint(loop, epochs_done=epoch)
 
 
-def _replica_backward(loop: _Loop, batch_rows: torch.Tensor, *, seed: int) -> float:
+def _condition(loop: _Loop, labels: torch.Tensor, *, seed: int) -> torch.Tensor:
+    """What a batch is conditioned on: its class indices, or one random caption embedding per image."""
+    if loop.captions is None:
+        return labels
+    return draw_captions(loop.captions, labels, seed=seed, step=loop.state.global_step)
+
+
+def draw_captions(captions: torch.Tensor, labels: torch.Tensor, *, seed: int, step: int) -> torch.Tensor:
+    """One random caption embedding of its class per label: captions (K, T, D), labels (B,) → (B, D).
+
+    The choice comes from a generator seeded by (seed, global step) alone: a resumed step,
+    and every rank of a data-parallel step, draws the same captions for the whole batch.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    choice = torch.randint(0, captions.shape[1], (len(labels),), generator=generator)
+    return captions[labels, choice.to(labels.device)]
+
+
+def _replica_backward(
+    loop: _Loop, batch_rows: torch.Tensor, batch_condition: torch.Tensor, *, seed: int
+) -> float:
     """This rank's share of one step: backward of its shard's loss; the whole batch's mean loss.
 
     Each rank draws its posterior noise from `rank_generator(seed, step)`: independent
     between ranks, and the same again when a step is redone after a resume.
     """
     assert loop.replicas is not None
-    rows = shard_batch(batch_rows)
+    rows, condition = shard_batch(batch_rows), shard_batch(batch_condition)  # the same slice of each
     scale = shard_loss_scale(len(rows), len(batch_rows))
     if len(rows) == 0:  # a batch smaller than the world: a zero-weight row keeps DDP in step
-        rows, scale = batch_rows[:1], 0.0
+        rows, condition, scale = batch_rows[:1], batch_condition[:1], 0.0
     noise = rank_generator(seed, loop.state.global_step, loop.train_x.device)
-    losses = loop.replicas(loop.train_x[rows], loop.train_y[rows], noise)
+    losses = loop.replicas(loop.train_x[rows], condition, noise)
     (losses["loss"] * scale).backward()  # DDP all-reduces (averages) the gradients here
     return all_reduce_mean(float(losses["loss"].detach()), weight=len(rows) if scale else 0.0)
 
@@ -300,19 +359,24 @@ def _end_epoch(loop: _Loop, cfg: TrainConfig, epoch: int) -> None:
 
 @torch.no_grad()
 def _heldout_losses(loop: _Loop, seed: int) -> dict[str, float]:
-    """Mean held-out loss, recon and KL per image; fixed posterior noise so epochs compare."""
+    """Mean held-out loss, recon and KL per image; fixed posterior noise so epochs compare.
+
+    A text model is conditioned on each class's plain caption (the first of its captions).
+    """
     loop.model.eval()
     generator = torch.Generator(device=loop.test_x.device).manual_seed(seed)
     totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
     for x, y in zip(loop.test_x.split(EVAL_BATCH), loop.test_y.split(EVAL_BATCH), strict=True):
-        for name, value in loop.model.loss(x, y, generator=generator).items():
+        condition = y if loop.captions is None else loop.captions[y, 0]
+        for name, value in loop.model.loss(x, condition, generator=generator).items():
             totals[name] += float(value) * len(x)
     loop.model.train()
     return {name: total / len(loop.test_x) for name, total in totals.items()}
 
 
 def _write_sample_grid(loop: _Loop, cfg: TrainConfig, epoch: int) -> None:
-    """Rows = classes, columns = `grid_per_class`; the same noise every epoch (seed = cfg.seed)."""
+    """Rows = classes (their plain captions for a text model), columns = `grid_per_class`; the same
+    noise every epoch (seed = cfg.seed)."""
     classes = len(loop.model.classes)
     condition = torch.arange(classes).repeat_interleave(cfg.grid_per_class)  # (K · columns,)
     loop.model.eval()
