@@ -117,8 +117,10 @@ def all_reduce_mean(value: float, weight: float = 1.0) -> float:
     its rows, gives the batch mean); `value` itself for one process."""
     if not is_distributed():
         return value
-    both = torch.tensor([value * weight, weight], dtype=torch.float64)
-    dist.all_reduce(both)  # gloo sums on CPU; a 2-element tensor costs one round trip
+    # NCCL reduces only CUDA tensors, gloo CPU ones: put the pair where the backend wants it
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    both = torch.tensor([value * weight, weight], dtype=torch.float64, device=device)
+    dist.all_reduce(both)  # a 2-element tensor costs one round trip
     return float(both[0] / both[1]) if float(both[1]) else 0.0
 
 
@@ -129,3 +131,16 @@ def broadcast_from_main(value: T) -> T:
     box = [value if is_main_process() else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]  # type: ignore[return-value]
+
+
+def all_reduce_row_means(means: torch.Tensor, rows: float) -> torch.Tensor:
+    """Whole-batch means (K,) from each rank's shard means (K,), weighted by the shard's `rows`.
+
+    One round trip for K metrics, on the tensors' own device (NCCL carries CUDA tensors only),
+    and no host sync; `means` itself for one process. A zero-weight rank adds nothing.
+    """
+    if not is_distributed():
+        return means
+    weighted = torch.cat([means.detach().double() * rows, means.new_full((1,), rows, dtype=torch.float64)])
+    dist.all_reduce(weighted)  # Σ_r n_r·m_r and Σ_r n_r
+    return (weighted[:-1] / weighted[-1]).to(means.dtype)

@@ -8,7 +8,7 @@ resized with LANCZOS when the size differs, scaled to [0, 1].
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -16,7 +16,8 @@ from PIL import Image, UnidentifiedImageError
 
 from genloop.data.datasets import DatasetHandle
 from genloop.data.record import Record
-from genloop.errors import DataError
+from genloop.errors import DataError, GenloopError
+from genloop.train.runs import DatasetUse
 
 
 def dataset_classes(dataset: DatasetHandle) -> list[str]:
@@ -82,3 +83,40 @@ def grid_png(images: torch.Tensor, *, columns: int, padding: int = 2) -> bytes:
     buffer = io.BytesIO()  # a 2-D array becomes an "L" image, (H, W, 3) an "RGB" one
     Image.fromarray(np.ascontiguousarray(array[:, :, 0] if c == 1 else array)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def train_image_tensors(
+    uses: Sequence[DatasetUse],
+    *,
+    classes: list[str],
+    image_size: int,
+    channels: int,
+    relabel: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train split of every dataset, each repeated `repeat` times → (x (N, C, H, W), y (N,)).
+
+    `relabel` gives every record that one label (an unconditional model's single class).
+    """
+    xs, ys = [], []
+    for use in uses:
+        if use.repeat < 0:
+            raise GenloopError(f"dataset {use.dataset.id}: repeat must be ≥ 0 (got {use.repeat})")
+        records: Iterable[Record] = use.dataset.iter_records("train")
+        if relabel is not None:
+            records = (r.with_changes(label=relabel) for r in records)
+        x, y = image_tensors(
+            records,
+            classes=classes,
+            image_size=image_size,
+            channels=channels,
+            what=f"dataset {use.dataset.id} ({use.role})",
+        )
+        xs.append(x.repeat(use.repeat, 1, 1, 1))
+        ys.append(y.repeat(use.repeat))
+    train_x, train_y = torch.cat(xs), torch.cat(ys)
+    if len(train_x) == 0:
+        raise DataError(
+            f"dataset {uses[0].dataset.id} has no records in the train split",
+            hint="collect more data, or lower [collect].test_fraction",
+        )
+    return train_x, train_y

@@ -31,7 +31,7 @@ import torch
 from genloop.catalog import Catalog
 from genloop.config import TrainConfig
 from genloop.data.datasets import DatasetHandle
-from genloop.errors import DataError, GenloopError
+from genloop.errors import GenloopError
 from genloop.models.captions import class_captions
 from genloop.models.ddpm import DDPMConfig, DiffusionModel
 from genloop.models.text_encoders import check_text_encoder, text_encoder
@@ -40,7 +40,7 @@ from genloop.progress import Advance
 from genloop.train.checkpoint import TrainerState
 from genloop.train.device import autocast
 from genloop.train.ema import ExponentialMovingAverage
-from genloop.train.images import dataset_classes, grid_png, image_tensors
+from genloop.train.images import dataset_classes, grid_png, image_tensors, train_image_tensors
 from genloop.train.optim import build_optimizer, build_scheduler, clip_gradients, total_steps
 from genloop.train.runs import DatasetUse, TrainResult
 from genloop.train.session import TrainingSession
@@ -187,7 +187,9 @@ def _setup(
     if not isinstance(model, DiffusionModel):
         raise GenloopError(f"the ddpm recipe cannot train a {type(model).__name__}")
     model.to(device).train()
-    train_x, train_y = _train_tensors(uses, config)
+    train_x, train_y = train_image_tensors(
+        uses, classes=config.classes, image_size=config.image_size, channels=config.channels
+    )
     dataset = uses[0].dataset
     test_x, test_y = image_tensors(
         dataset.iter_records("test"),
@@ -218,30 +220,6 @@ def _setup(
         captions,
         session,
     )
-
-
-def _train_tensors(uses: Sequence[DatasetUse], config: DDPMConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train split of every dataset, each repeated `repeat` times → (x (N, C, H, W), y (N,))."""
-    xs, ys = [], []
-    for use in uses:
-        if use.repeat < 0:
-            raise GenloopError(f"dataset {use.dataset.id}: repeat must be ≥ 0 (got {use.repeat})")
-        x, y = image_tensors(
-            use.dataset.iter_records("train"),
-            classes=config.classes,
-            image_size=config.image_size,
-            channels=config.channels,
-            what=f"dataset {use.dataset.id} ({use.role})",
-        )
-        xs.append(x.repeat(use.repeat, 1, 1, 1))
-        ys.append(y.repeat(use.repeat))
-    train_x, train_y = torch.cat(xs), torch.cat(ys)
-    if len(train_x) == 0:
-        raise DataError(
-            f"dataset {uses[0].dataset.id} has no records in the train split",
-            hint="collect more data, or lower [collect].test_fraction",
-        )
-    return train_x, train_y
 
 
 # -- train -----------------------------------------------------------------------------------------

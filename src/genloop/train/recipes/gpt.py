@@ -15,6 +15,14 @@
 
 An "epoch" here is one pass worth of train tokens: ceil(train tokens / (batch · block)) steps;
 `max_steps` caps the run (and the cosine schedule spans what remains).
+
+Data parallel (`genloop train --launcher torchrun --num-processes N`): the recipe re-launches
+itself in N processes. Each rank draws the step's block offsets from the same (seed, step)
+generator and builds only its own rows (`shard_batch`), so the ranks' rows together are the
+one-process batch; DistributedDataParallel averages the gradients (the shard loss scaled by
+`shard_loss_scale`), so the update is one process's up to float summation order. Dropout
+noise is drawn per (seed, step, rank). Rank 0 alone evaluates and writes samples,
+checkpoints and metrics; the held-out loss reaches every rank, so all stop early together.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from genloop.catalog import Catalog
 from genloop.config import TrainConfig
@@ -36,7 +45,16 @@ from genloop.models.versions import LoadedModel, load_model_version
 from genloop.progress import say
 from genloop.train.checkpoint import latest_checkpoint
 from genloop.train.device import autocast
+from genloop.train.distributed import (
+    all_reduce_row_means,
+    broadcast_from_main,
+    is_distributed,
+    rank_generator,
+    shard_batch,
+    shard_loss_scale,
+)
 from genloop.train.early_stopping import EarlyStopping
+from genloop.train.launch import launch_training, relaunch_requested
 from genloop.train.optim import build_optimizer, build_scheduler, total_steps
 from genloop.train.runs import DatasetUse, TrainResult
 from genloop.train.session import TrainingSession
@@ -44,6 +62,8 @@ from genloop.train.text import TokenStreams, record_texts, token_streams, train_
 from genloop.workspace import Workspace
 
 FAMILY = "gpt"
+DATA_PARALLEL = True
+"""`genloop train --launcher …` runs this recipe in several processes (see genloop.train.launch)."""
 LOG_EVERY_STEPS = 10
 EVAL_MAX_BLOCKS = 256
 """Held-out blocks per evaluation (fixed, evenly spaced: every evaluation scores the same text)."""
@@ -106,7 +126,7 @@ class _Loop:
 
     session: TrainingSession
     model: GPT
-    step_model: Callable[..., torch.Tensor]  # the model, or its torch.compile'd form
+    step_model: Callable[..., torch.Tensor]  # the model (DDP-wrapped in several processes), maybe compiled
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     stopper: EarlyStopping
@@ -136,6 +156,20 @@ def train(
 ) -> TrainResult:
     """Train (or resume, or reuse) the run these inputs identify; see `genloop.train.train_model`."""
     options = GPTConfig.from_options(cfg.model)  # bad [train.model] fails before any data is read
+    plan = relaunch_requested()
+    if plan is not None:
+        return launch_training(
+            plan,
+            workspace,
+            catalog,
+            dataset,
+            cfg,
+            model_name=model_name,
+            init_from=init_from,
+            extra_datasets=extra_datasets,
+            alias=alias,
+            feedback_count=feedback_count,
+        )
     parent = load_model_version(workspace, catalog, init_from) if init_from else None
     uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
     texts = train_texts([(use.dataset, use.repeat) for use in uses])
@@ -201,7 +235,8 @@ def _setup(
     steps = total_steps(cfg, batches_per_epoch=steps_per_epoch)
     optimizer = build_optimizer(model.parameters(), cfg, betas=BETAS)
     scheduler = build_scheduler(optimizer, cfg, total_steps=steps)
-    step_model: Callable[..., torch.Tensor] = torch.compile(model) if cfg.compile else model
+    replicas = DistributedDataParallel(model) if is_distributed() else model  # DDP averages gradients
+    step_model: Callable[..., torch.Tensor] = torch.compile(replicas) if cfg.compile else replicas
     return _Loop(
         session=session,
         model=model,
@@ -243,11 +278,22 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def batch_at(
-    stream: torch.Tensor, step: int, *, seed: int, batch_size: int, block_size: int
+    stream: torch.Tensor,
+    step: int,
+    *,
+    seed: int,
+    batch_size: int,
+    block_size: int,
+    rows: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`batch_size` random blocks of the stream (N,) → inputs and next-token targets, (B, T) each."""
+    """`batch_size` random blocks of the stream (N,) → inputs and next-token targets, (B, T) each.
+
+    `rows` (indices into the batch) builds only those blocks, (len(rows), T): a rank's shard.
+    """
     generator = torch.Generator().manual_seed(step_seed(seed, step))
     starts = torch.randint(len(stream) - block_size, (batch_size,), generator=generator)  # ≤ N − T − 1
+    if rows is not None:
+        starts = starts[rows]  # every rank draws all B offsets, so the shards add up to the batch
     positions = starts[:, None] + torch.arange(block_size + 1)  # (B, T + 1)
     chunk = stream[positions.to(stream.device)].long()
     return chunk[:, :-1], chunk[:, 1:]
@@ -260,17 +306,23 @@ def _train(loop: _Loop) -> None:
     loop.loss_count = int(state.extra.get("loss_count", 0.0))
     with session.progress(loop.total_steps) as advance:
         while state.global_step < loop.total_steps and not loop.stopper.should_stop:
+            rows, scale = _shard_rows(cfg.batch_size)
+            if rows is not None:  # dropout noise per (seed, step, rank): ranks share one seed and RNG state
+                torch.manual_seed(rank_generator(cfg.seed, state.global_step).initial_seed())
             x, y = batch_at(
                 loop.streams.train,
                 state.global_step,
                 seed=cfg.seed,
                 batch_size=cfg.batch_size,
                 block_size=model.block_size,
+                rows=rows,
             )
             with autocast(cfg.precision, device):
                 loss = loop.step_model(x, y)  # mean −log p(next token), nats
             loop.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * scale if scale != 1.0 else loss).backward()  # DDP averages the gradients here
+            if rows is not None:  # the batch's mean loss, for the metrics (one round trip, no host sync)
+                loss = all_reduce_row_means(loss.detach().float()[None], len(rows) if scale else 0.0)[0]
             if cfg.grad_clip is not None:  # not optim.clip_gradients: its float() would sync every step
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             loop.optimizer.step()
@@ -294,6 +346,16 @@ def _train(loop: _Loop) -> None:
                 _checkpoint(loop)
 
 
+def _shard_rows(batch_size: int) -> tuple[torch.Tensor | None, float]:
+    """This rank's rows of the batch and its loss scale; (None, 1) for one process (all rows)."""
+    if not is_distributed():
+        return None, 1.0
+    rows = shard_batch(torch.arange(batch_size))
+    if len(rows) == 0:  # a batch smaller than the world: a zero-weight row keeps DDP in step
+        return rows.new_zeros(1), 0.0
+    return rows, shard_loss_scale(len(rows), batch_size)
+
+
 @torch.no_grad()
 def heldout_loss(model: GPT, stream: torch.Tensor, *, precision: str = "fp32") -> float:
     """Mean next-token NLL (nats) over up to EVAL_MAX_BLOCKS fixed, evenly spaced held-out blocks."""
@@ -313,9 +375,13 @@ def heldout_loss(model: GPT, stream: torch.Tensor, *, precision: str = "fp32") -
 
 
 def _evaluate(loop: _Loop) -> None:
-    """Held-out loss, the running train loss, early stopping, and a text sample."""
+    """Held-out loss, the running train loss, early stopping, and a text sample.
+
+    Rank 0 evaluates; every rank's early stopping sees its held-out loss, so all stop together."""
     session, model, cfg = loop.session, loop.model, loop.session.cfg
-    loss = heldout_loss(model, loop.streams.heldout, precision=cfg.precision)
+    loss = broadcast_from_main(
+        heldout_loss(model, loop.streams.heldout, precision=cfg.precision) if session.is_main else 0.0
+    )
     metrics = {
         "epoch_train_loss": float(loop.loss_sum) / max(1, loop.loss_count),
         "epoch_heldout_loss": loss,
@@ -326,6 +392,8 @@ def _evaluate(loop: _Loop) -> None:
     session.log(epoch=session.state.epoch, **metrics)
     loop.loss_sum.zero_()
     loop.loss_count = 0
+    if not session.is_main:  # the others wait at the checkpoint's barrier
+        return
     texts = model.sample(SAMPLE_TEXTS, seed=cfg.seed, temperature=0.8, max_tokens=SAMPLE_TOKENS)
     body = "\n\n-----\n\n".join(texts)
     session.write_sample(f"step-{session.state.global_step:06d}.txt", body.encode("utf-8"))

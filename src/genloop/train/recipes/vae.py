@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from genloop.catalog import Catalog
 from genloop.config import TrainConfig
 from genloop.data.datasets import DatasetHandle
-from genloop.errors import DataError, GenloopError
+from genloop.errors import GenloopError
 from genloop.models.captions import class_captions
 from genloop.models.text_encoders import check_text_encoder, text_encoder
 from genloop.models.vae import TEXT_FIELDS, ConditionalVAE, VAEConfig
@@ -51,7 +51,7 @@ from genloop.train.distributed import (
     shard_batch,
     shard_loss_scale,
 )
-from genloop.train.images import dataset_classes, grid_png, image_tensors
+from genloop.train.images import dataset_classes, grid_png, image_tensors, train_image_tensors
 from genloop.train.launch import launch_training, relaunch_requested
 from genloop.train.runs import DatasetUse, TrainResult
 from genloop.train.session import TrainingSession
@@ -197,7 +197,12 @@ def _setup(
     model = parent.model if parent is not None else ConditionalVAE.build(model_config)
     if not isinstance(model, ConditionalVAE):
         raise GenloopError(f"the vae recipe cannot train a {type(model).__name__}")
-    train_x, train_y = _train_tensors(uses, model_config)
+    train_x, train_y = train_image_tensors(
+        uses,
+        classes=model_config.classes,
+        image_size=model_config.image_size,
+        channels=model_config.channels,
+    )
     if parent is None:
         model.init_output_bias(train_x, train_y)  # start from the class means (see ConditionalVAE)
     model.to(device).train()
@@ -240,30 +245,6 @@ class _ShardLoss(nn.Module):
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         return self.model.loss(x, y, generator=generator)
-
-
-def _train_tensors(uses: Sequence[DatasetUse], config: VAEConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train split of every dataset, each repeated `repeat` times → (x (N, C, H, W), y (N,))."""
-    xs, ys = [], []
-    for use in uses:
-        if use.repeat < 0:
-            raise GenloopError(f"dataset {use.dataset.id}: repeat must be ≥ 0 (got {use.repeat})")
-        x, y = image_tensors(
-            use.dataset.iter_records("train"),
-            classes=config.classes,
-            image_size=config.image_size,
-            channels=config.channels,
-            what=f"dataset {use.dataset.id} ({use.role})",
-        )
-        xs.append(x.repeat(use.repeat, 1, 1, 1))
-        ys.append(y.repeat(use.repeat))
-    train_x, train_y = torch.cat(xs), torch.cat(ys)
-    if len(train_x) == 0:
-        raise DataError(
-            f"dataset {uses[0].dataset.id} has no records in the train split",
-            hint="collect more data, or lower [collect].test_fraction",
-        )
-    return train_x, train_y
 
 
 # -- train -----------------------------------------------------------------------------------------
