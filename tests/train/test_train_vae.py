@@ -64,6 +64,13 @@ def test_training_writes_artifacts_and_catalog_rows_and_a_rerun_reuses_them(
     assert len(metric_values(workspace, result.run_id, "epoch_train_loss")) == 2
     assert len(metric_values(workspace, result.run_id, "epoch_heldout_loss")) == 2
     assert len(metric_values(workspace, result.run_id, "train_loss")) == steps // 5
+    # the same metrics as TensorBoard events, readable by TensorBoard's own loader
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert len(events.Scalars("epoch_train_loss")) == 2
+    assert [e.step for e in events.Scalars("train_loss")] == [5 * (i + 1) for i in range(steps // 5)]
 
     again = train_model(workspace, catalog, dataset, TINY, model_name="digits")
     assert again.already_completed and again.model_version_id == "digits-v1"
