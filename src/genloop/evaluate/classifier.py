@@ -60,6 +60,19 @@ class LeNet(nn.Module):
         device = next(self.parameters()).device
         return torch.cat([self(chunk.to(device)).argmax(1).cpu() for chunk in x.split(batch_size)])
 
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Penultimate activations (N, 128) for images (N, C, H, W) in [0, 1].
+
+        The feature space of the Fréchet distance, KID, precision/recall, memorisation
+        and diversity metrics (`self.features` is the conv stack; this adds fc + ReLU).
+        """
+        self.eval()
+        device = next(self.parameters()).device
+        penultimate = self.head[:-1]  # Flatten → Linear(32·49, 128) → ReLU
+        chunks = [penultimate(self.features(chunk.to(device))).cpu() for chunk in x.split(batch_size)]
+        return torch.cat(chunks) if chunks else torch.empty(0, 128)
+
 
 @dataclass(frozen=True)
 class Classifier:
