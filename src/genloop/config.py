@@ -248,8 +248,19 @@ class TrainConfig(Section):
 
 
 class EvaluateConfig(Section):
+    """`[evaluate]`: what `genloop evaluate` measures, and on how many samples (always reported)."""
+
     samples_per_class: int = Field(default=100, gt=0)
+    """Image models: generated per class for conditional accuracy (judged by the classifier)."""
+    samples: int = Field(default=10_000, gt=0)
+    """Image models: generated samples for FD, KID, precision/recall, memorisation and diversity."""
     classifier_epochs: int = Field(default=2, gt=0)
+    text_samples: int = Field(default=200, gt=0)
+    """Text and music models: generated samples for the sample metrics (distinct-n, self-BLEU,
+    verbatim overlap; pitch histogram, density, novelty)."""
+    max_new_tokens: int = Field(default=200, gt=0)
+    verbatim_ngram: int = Field(default=8, ge=2)
+    """n of the n-gram share seen in training (the verbatim-overlap metric)."""
     seed: int = 0
 
 
@@ -334,6 +345,48 @@ class TuneConfig(Section):
     space: dict[str, ParamSpace] = Field(default_factory=dict)
 
 
+class GateConfig(Section):
+    """`[[gates]]`: one rule a model version must pass before `genloop models promote` moves an alias.
+
+    Checked against the candidate's latest evaluation (and, for `no_worse_than_champion`, the
+    champion's latest evaluation on the same dataset). With relative tolerance t:
+
+        higher_is_better:  candidate >= champion - t * |champion|
+        lower_is_better:   candidate <= champion + t * |champion|
+        at_least / at_most: candidate >= value / candidate <= value
+    """
+
+    metric: str = Field(min_length=1)
+    """A key of the evaluation's metrics (`conditional_accuracy`, `fd_classifier`, ...); a dotted
+    path reaches nested values (`conditional_accuracy_per_class.sneaker`)."""
+    rule: Literal["no_worse_than_champion", "at_least", "at_most"]
+    value: float | None = None
+    """The threshold of `at_least` / `at_most`."""
+    tolerance: float = Field(default=0.0, ge=0.0)
+    """`no_worse_than_champion` only: how much worse is still accepted, relative (0.05 = 5 %)."""
+    direction: Literal["higher_is_better", "lower_is_better"] | None = None
+    """`no_worse_than_champion` only (required there: FD is lower-is-better, accuracy higher)."""
+    aliases: list[str] = Field(default_factory=lambda: ["champion"])
+    """Promotions to these aliases are gated; moving other aliases (`challenger`) is not."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> GateConfig:
+        if self.rule == "no_worse_than_champion":
+            if self.direction is None:
+                raise ValueError(
+                    f"gate on {self.metric!r}: no_worse_than_champion needs "
+                    'direction = "higher_is_better" or "lower_is_better"'
+                )
+            if self.value is not None:
+                raise ValueError(f"gate on {self.metric!r}: `value` is for at_least / at_most")
+        else:
+            if self.value is None:
+                raise ValueError(f"gate on {self.metric!r}: {self.rule} needs a `value`")
+            if self.tolerance:
+                raise ValueError(f"gate on {self.metric!r}: `tolerance` is for no_worse_than_champion")
+        return self
+
+
 class GenloopConfig(Section):
     project: ProjectConfig = ProjectConfig()
     pipeline: PipelineConfig = PipelineConfig()
@@ -347,6 +400,8 @@ class GenloopConfig(Section):
     improve: ImproveConfig = ImproveConfig()
     tune: TuneConfig | None = None
     """Only `genloop tune` reads it; a file without [tune] cannot be tuned."""
+    gates: list[GateConfig] = Field(default_factory=list)
+    """`[[gates]]`: promotion rules checked by `genloop models promote` (see GateConfig)."""
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain data (what a stage's cache key is computed from)."""
