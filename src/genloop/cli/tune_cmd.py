@@ -24,12 +24,12 @@ from genloop.workspace import Workspace
 def tune_command(
     workspace: WorkspaceOption = None,
     n_trials: Annotated[
-        int | None, typer.Option("--n-trials", min=1, help="Trials in all (overrides [tune].n_trials).")
+        int | None, typer.Option("--n-trials", min=1, help="Trials in all (overrides \\[tune].n_trials).")
     ] = None,
     dry_run: DryRunOption = False,
 ) -> None:
-    """Search the [tune.space] of genloop.toml: each trial trains a model version (no alias);
-    the best values are written to .genloop/tune/STUDY/best.toml and printed as [train]."""
+    """Search the \\[tune.space] of genloop.toml: each trial trains a model version (no alias);
+    the best values are written to .genloop/tune/STUDY/best.toml and printed as a \\[train] snippet."""
     ws = _workspace(workspace)
     tune = read_tune_config(ws)
     if n_trials is not None:
