@@ -29,6 +29,7 @@ VERB_MODULES = (
     "improve_cmd",
     "lineage_cmd",
     "tune_cmd",
+    "report_cmd",
 )
 
 app = typer.Typer(
