@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -108,6 +108,8 @@ class ModelVersion(Base):
     path: Mapped[str] = mapped_column(String(1024))
     feedback_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set by `genloop models archive`: hidden from `ls`, never promoted (still loadable for lineage)."""
 
     run: Mapped[Run] = relationship()
 
@@ -121,6 +123,29 @@ class ModelAlias(Base):
     alias: Mapped[str] = mapped_column(String(64), primary_key=True)
     model_version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class AliasEvent(Base):
+    """One move of an alias (`genloop models promote / rollback`, training): the alias history.
+
+    `from_version_id` is None for the alias's first version. `action` is promote | rollback |
+    register (a training run set it) | set (Python API) | migrated (present before 0003).
+    `gates` holds the gate results checked for the move (empty when none applied).
+    """
+
+    __tablename__ = "model_alias_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version_id: Mapped[str | None] = mapped_column(ForeignKey("model_versions.id"))
+    to_version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(String(2048))
+    gates: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Evaluation(Base):
