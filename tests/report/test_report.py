@@ -10,7 +10,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import mido
 import pytest
@@ -21,6 +20,7 @@ from conftest import make_workspace
 from genloop.catalog import open_catalog
 from genloop.catalog.models import ModelVersion, Publication
 from genloop.catalog.session import close_all
+from genloop.config import parse_config
 from genloop.errors import NotFoundError
 from genloop.feedback.events import record_feedback
 from genloop.pipeline.runner import run_pipeline
@@ -153,16 +153,21 @@ def test_newest_sample_of_each_kind(tmp_path: Path) -> None:
     )
 
 
-def test_gates_are_read_defensively() -> None:
-    config = SimpleNamespace(
-        gates={"conditional_accuracy": 0.5, "max_fid": 30, "nll": {"max": 2.0}, "enabled": True, "x": "?"}
+def test_absolute_gates_become_chart_thresholds() -> None:
+    config = parse_config(
+        {
+            "gates": [
+                {"metric": "conditional_accuracy", "rule": "at_least", "value": 0.5},
+                {"metric": "fd_classifier", "rule": "at_most", "value": 30},
+                {"metric": "fd_classifier", "rule": "no_worse_than_champion", "direction": "lower_is_better"},
+            ]
+        }
     )
     assert gates_from_config(config) == {
         "conditional_accuracy": [(">=", 0.5)],
-        "fid": [("<=", 30.0)],
-        "nll": [("<=", 2.0)],
+        "fd_classifier": [("<=", 30.0)],
     }
-    assert gates_from_config(SimpleNamespace()) == {}
+    assert gates_from_config(parse_config({})) == {}
 
 
 def test_cli_writes_one_model_and_rejects_an_unknown_one(trained: Workspace, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from genloop.catalog.models import (
     Publication,
     RunMetric,
 )
+from genloop.config import GenloopConfig
 from genloop.errors import NotFoundError
 from genloop.feedback.analytics import ModelLikeRate, like_rate_by_model_version
 from genloop.report.plots import feedback_chart, loss_chart, metric_chart
@@ -60,34 +61,16 @@ class ModelSection:
         return sum(rate.votes for rate in self.like_rates)
 
 
-def gates_from_config(config: Any) -> Gates:
-    """Thresholds from an optional `[gates]` section, read defensively (its shape may still change).
+def gates_from_config(config: GenloopConfig) -> Gates:
+    """The absolute thresholds of `[[gates]]` (`at_least` → ">=", `at_most` → "<="), per metric.
 
-    Understood: `metric = 0.8` (at least), `min_metric = 0.8`, `max_metric = 3.0`,
-    and `metric = {min = 0.8, max = 1.0}`. Anything else is ignored.
+    `no_worse_than_champion` gates move with the champion, so they are not drawn as a line.
     """
-    raw = getattr(config, "gates", None)
-    if raw is None:
-        return {}
-    if hasattr(raw, "model_dump"):
-        raw = raw.model_dump(mode="json")
-    if not isinstance(raw, dict):
-        return {}
     gates: Gates = defaultdict(list)
-    for key, value in raw.items():
-        if isinstance(value, bool):
+    for gate in config.gates:
+        if gate.value is None:
             continue
-        if isinstance(value, int | float):
-            for prefix, kind in (("min_", ">="), ("max_", "<=")):
-                if key.startswith(prefix):
-                    gates[key.removeprefix(prefix)].append((kind, float(value)))
-                    break
-            else:
-                gates[key].append((">=", float(value)))
-        elif isinstance(value, dict):
-            for bound, kind in (("min", ">="), ("max", "<=")):
-                if isinstance(value.get(bound), int | float) and not isinstance(value.get(bound), bool):
-                    gates[key].append((kind, float(value[bound])))
+        gates[gate.metric].append((">=" if gate.rule == "at_least" else "<=", float(gate.value)))
     return dict(gates)
 
 
