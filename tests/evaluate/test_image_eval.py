@@ -22,7 +22,7 @@ from genloop.workspace import Workspace
 if TYPE_CHECKING:
     from .conftest import Trained
 
-EVAL = EvaluateConfig(samples_per_class=30, classifier_epochs=2, seed=0)
+EVAL = EvaluateConfig(samples_per_class=30, samples=500, classifier_epochs=2, seed=0)
 
 
 def register_untrained(workspace: Workspace, catalog: Catalog, run_id: str, tmp_path: Path) -> str:
@@ -95,7 +95,7 @@ def test_evaluation_rows_on_each_catalog_backend(
     with catalog.session() as session:
         session.add(Run(id="run-0", model_name="untrained", family="vae", config={}, path="/none"))
     version = register_untrained(workspace, catalog, "run-0", tmp_path)
-    cfg = EvaluateConfig(samples_per_class=4, classifier_epochs=1)
+    cfg = EvaluateConfig(samples_per_class=4, samples=40, classifier_epochs=1)
     result = evaluate_model(workspace, catalog, "untrained@champion", dataset, cfg)
     with catalog.session() as session:
         row = session.scalars(select(Evaluation)).one()

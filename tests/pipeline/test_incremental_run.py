@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genloop.catalog import open_catalog
+from genloop.models.versions import resolve_model_version
 from genloop.pipeline.runner import run_pipeline
 from genloop.workspace import Workspace
 from genloop.workspace_init import init_workspace
@@ -73,3 +74,21 @@ def test_dry_run_changes_nothing(tmp_path: Path, monkeypatch) -> None:  # type: 
     planned = run_pipeline(ws, catalog, dry_run=True)
     assert [r.status for r in planned] == ["would run"] * 7
     assert not ws.path("datasets").exists() or not any(ws.path("datasets").iterdir())
+
+
+def test_with_gates_a_retrained_model_becomes_challenger_not_champion(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("GENLOOP_DATABASE_URL", raising=False)
+    ws = _images_workspace(tmp_path / "project")
+    gate = '\n[[gates]]\nmetric = "conditional_accuracy"\nrule = "at_least"\nvalue = 0.5\n'
+    ws.config_path.write_text(ws.config_path.read_text(encoding="utf-8") + gate, encoding="utf-8")
+    catalog = open_catalog(ws.database_url)
+    first = {r.stage: r for r in run_pipeline(ws, catalog, until="train")}
+    assert first["train"].outputs["model_version"] == "shoes-v1"
+    assert resolve_model_version(catalog, "shoes@champion") == "shoes-v1"  # nothing to compare with yet
+
+    config = ws.config_path.read_text(encoding="utf-8").replace("latent_dim = 4", "latent_dim = 3")
+    ws.config_path.write_text(config, encoding="utf-8")
+    second = {r.stage: r for r in run_pipeline(Workspace(ws.root), catalog, until="train")}
+    assert second["train"].outputs["model_version"] == "shoes-v2"
+    assert resolve_model_version(catalog, "shoes@champion") == "shoes-v1"  # promotion is gated
+    assert resolve_model_version(catalog, "shoes@challenger") == "shoes-v2"

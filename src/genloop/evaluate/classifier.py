@@ -5,12 +5,15 @@ k (LeCun et al. 1998, http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf, with R
 max-pooling and wider layers). Cached per dataset version at
 `.genloop/cache/classifiers/DATASET_ID/` (model.safetensors + config.json, written
 atomically) and reused while its settings (classes, image size, channels, epochs,
-seed) match; its own test accuracy is in the config.
+seed, recipe) match; its own test accuracy is in the config. Training: Adam with a cosine
+decay; a small train split gets at least MIN_STEPS_PER_EPOCH batches per epoch and random
+shifts of ±2 px.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,12 @@ from genloop.workspace import Workspace
 
 BATCH_SIZE = 32
 LEARNING_RATE = 2e-3
+MIN_STEPS_PER_EPOCH = 500
+"""A small dataset's epoch is stretched to this many batches (drawn again in a new order): 2
+epochs of mnist-5k's 4,500 digits are 282 steps and score ≈ 0.975 on its test split (3 seeds);
+1,000 steps with random shifts and the cosine decay score ≈ 0.983 (benchmarks/classifier_accuracy.py)."""
+MAX_SHIFT = 2  # pixels: each training image is moved by up to this much in x and y (augmentation)
+RECIPE = 2  # bumped when the training changes, so cached classifiers of an older recipe are retrained
 
 
 class LeNet(nn.Module):
@@ -111,6 +120,7 @@ def real_data_classifier(
         "channels": channels,
         "epochs": epochs,
         "seed": seed,
+        "recipe": RECIPE,
     }
     directory = workspace.path("cache", "classifiers", dataset.id)
     cached = _load(directory, settings)
@@ -136,6 +146,27 @@ def _load(directory: Path, settings: dict[str, Any]) -> Classifier | None:
     return Classifier(model.eval(), config)
 
 
+def _epoch_batches(count: int, batches: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """`batches` batches of row indices: whole shuffled passes over the data until there are enough."""
+    order = torch.cat(
+        [torch.randperm(count, generator=generator) for _ in range(-(-batches * BATCH_SIZE // count))]
+    )
+    return list(order.split(BATCH_SIZE))[:batches]
+
+
+def random_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image (B, C, H, W) moved by its own random offset in [−MAX_SHIFT, MAX_SHIFT]², zero-filled."""
+    n, channels, height, width = x.shape
+    padded = F.pad(x, (MAX_SHIFT,) * 4)  # (B, C, H + 2s, W + 2s)
+    dy = torch.randint(0, 2 * MAX_SHIFT + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * MAX_SHIFT + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(height))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(width))[:, None, None, :]  # (B, 1, 1, W)
+    return padded[
+        torch.arange(n)[:, None, None, None], torch.arange(channels)[None, :, None, None], rows, cols
+    ]
+
+
 def _train(dataset: DatasetHandle, settings: dict[str, Any]) -> Classifier:
     def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         return image_tensors(
@@ -155,15 +186,26 @@ def _train(dataset: DatasetHandle, settings: dict[str, Any]) -> Classifier:
         torch.manual_seed(settings["seed"])
         model = LeNet(channels=settings["channels"], num_classes=len(settings["classes"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    steps = settings["epochs"] * -(-len(train_x) // BATCH_SIZE)
+    natural = -(-len(train_x) // BATCH_SIZE)
+    per_epoch = max(natural, MIN_STEPS_PER_EPOCH)
+    # shifts help a small set seen many times (mnist-5k: +0.6 points); on a large set in 2 epochs
+    # they only slow learning (Fashion-MNIST 60k: 0.903 → 0.893), so only a stretched epoch gets them
+    augment = per_epoch > natural
+    steps = settings["epochs"] * per_epoch
+    step = 0
     with stage_progress("classifier", total=steps) as advance:
         for _epoch in range(settings["epochs"]):
             model.train()
-            for rows in torch.randperm(len(train_x), generator=generator).split(BATCH_SIZE):
-                loss = F.cross_entropy(model(train_x[rows]), train_y[rows])
+            for rows in _epoch_batches(len(train_x), per_epoch, generator):
+                # cosine decay to 0 over the whole run: lr_t = lr · ½ (1 + cos(π t / T))
+                for group in optimizer.param_groups:
+                    group["lr"] = LEARNING_RATE * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+                batch = random_shift(train_x[rows], generator) if augment else train_x[rows]
+                loss = F.cross_entropy(model(batch), train_y[rows])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                step += 1
                 advance(1, loss=f"{float(loss.detach()):.3f}")
     config = {
         **settings,

@@ -139,19 +139,42 @@ def _annotate(ctx: StageContext, upstream: dict[str, Outputs]) -> StageResult:
 def _train(ctx: StageContext, upstream: dict[str, Outputs]) -> StageResult:
     from genloop.train import train_model
 
+    name = ctx.config.project.name
+    alias = _alias_for_new_version(ctx, name)
     result = train_model(
         ctx.workspace,
         ctx.catalog,
         _dataset(ctx, upstream, "annotate"),
         ctx.config.train,
-        model_name=ctx.config.project.name,
+        model_name=name,
+        alias=alias,
     )
     resumed = f", resumed from step {result.resumed_from_step}" if result.resumed_from_step else ""
+    lines = [f"samples: {ctx.workspace.path('runs', result.run_id, 'samples')}"]
+    if alias == "challenger" and not result.already_completed:
+        lines.append(
+            f"{name}@champion is gated ([[gates]]): after `genloop evaluate`, "
+            f"`genloop models promote {result.model_version_id}` checks the gates"
+        )
     return StageResult(
         {"model_version": result.model_version_id, "run": result.run_id},
-        f"model version {result.model_version_id} (run {result.run_id}{resumed})",
-        [f"sample grids: {ctx.workspace.path('runs', result.run_id, 'samples')}"],
+        f"model version {result.model_version_id} ({alias}; run {result.run_id}{resumed})",
+        lines,
     )
+
+
+def _alias_for_new_version(ctx: StageContext, name: str) -> str:
+    """champion, unless a champion exists and promotions to it are gated: then challenger."""
+    from genloop.errors import NotFoundError
+    from genloop.models.versions import resolve_model_version
+
+    if not any("champion" in gate.aliases for gate in ctx.config.gates):
+        return "champion"
+    try:
+        resolve_model_version(ctx.catalog, f"{name}@champion")
+    except NotFoundError:
+        return "champion"  # the first version has nothing to be compared with
+    return "challenger"
 
 
 def _model_exists(ctx: StageContext, outputs: Outputs) -> bool:
@@ -160,7 +183,7 @@ def _model_exists(ctx: StageContext, outputs: Outputs) -> bool:
 
 
 def _evaluate(ctx: StageContext, upstream: dict[str, Outputs]) -> StageResult:
-    from genloop.evaluate import evaluate_model
+    from genloop.evaluate import evaluate_model, summary_lines
 
     result = evaluate_model(
         ctx.workspace,
@@ -170,12 +193,8 @@ def _evaluate(ctx: StageContext, upstream: dict[str, Outputs]) -> StageResult:
         ctx.config.evaluate,
     )
     m = result.metrics
-    return StageResult(
-        {"model_version": result.model_version_id, "metrics": m},
-        f"held-out ELBO {m['heldout_elbo']:.1f} nats/image; conditional accuracy "
-        f"{m['conditional_accuracy']:.1%} (worst class {m['worst_class_accuracy']:.1%})",
-        [f"classifier: {m.get('classifier', '')} (test accuracy {m['classifier_test_accuracy']:.1%})"],
-    )
+    headline, details = summary_lines(m)
+    return StageResult({"model_version": result.model_version_id, "metrics": m}, headline, details)
 
 
 # -- generate / publish ----------------------------------------------------------------------------
