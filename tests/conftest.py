@@ -112,6 +112,7 @@ grid_per_class = 2
 
 [evaluate]
 samples_per_class = 10
+samples = 500
 classifier_epochs = 1
 
 [generate]

@@ -181,3 +181,10 @@ def test_bad_input_fails_clearly(sqlite_workspace: Workspace) -> None:
     )
     with pytest.raises(DataError, match="no class labels, so there is no classifier"):
         evaluate_model(workspace, catalog, version, unlabelled, IMAGES)
+
+
+def test_undefined_metrics_are_stored_as_null_which_every_catalog_accepts() -> None:
+    from genloop.evaluate.dispatch import json_safe
+
+    metrics = {"fd": float("nan"), "per_class": {"a": float("inf"), "b": 1.5}, "shares": [0.5, -math.inf]}
+    assert json_safe(metrics) == {"fd": None, "per_class": {"a": None, "b": 1.5}, "shares": [0.5, None]}

@@ -152,12 +152,12 @@ def test_gaussian_likelihood_trains_saves_and_loads(tmp_path: Path) -> None:
     assert torch.allclose(model._reconstruction_nll(logits, x), expected.flatten(1).sum(1), rtol=1e-5)
     y = torch.tensor([0, 1] * 4)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = float(model.loss(x, y)["loss"])
+    first = float(model.loss(x, y)["loss"].detach())
     for _ in range(20):
         optimizer.zero_grad()
         model.loss(x, y)["loss"].backward()
         optimizer.step()
-    assert float(model.loss(x, y)["loss"]) < first
+    assert float(model.loss(x, y)["loss"].detach()) < first
     assert float(model.log_sigma) != math.log(0.1)  # σ is learned
     model.save(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["likelihood"] == "gaussian"

@@ -163,6 +163,7 @@ TINY_SETTINGS = {
     "test_fraction": "0.2\nlimit = 400",
     "epochs": "1",
     "samples_per_class": "20",
+    "samples": "1000",
 }
 
 

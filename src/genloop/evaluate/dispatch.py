@@ -12,6 +12,7 @@ Each evaluator returns a flat JSON-able dict with at least `modality` and `famil
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -58,12 +59,28 @@ def evaluate_model(
 ) -> EvaluationResult:
     """Evaluate `model_ref` ("digits-v2", "digits@challenger", "digits") on `dataset`; store the result."""
     loaded = load_model_version(workspace, catalog, model_ref)
-    metrics = evaluator_for(loaded.family)(workspace, loaded, dataset, cfg)
+    metrics = json_safe(evaluator_for(loaded.family)(workspace, loaded, dataset, cfg))
     with catalog.session() as session:
         session.add(
             Evaluation(model_version_id=loaded.version_id, dataset_version_id=dataset.id, metrics=metrics)
         )
     return EvaluationResult(loaded.version_id, dataset.id, metrics)
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and ±inf floats replaced by None, at any depth.
+
+    JSON has no NaN: PostgreSQL refuses it in a JSON column (SQLite stores it, unreadably for
+    other tools). A metric that is undefined (e.g. no sample of a class) is stored as null,
+    which the promotion gates treat as a failing, missing metric.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def summary_lines(m: dict[str, Any]) -> tuple[str, list[str]]:

@@ -295,7 +295,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "evaluate",
-        "held-out ELBO, conditional accuracy",
+        "FD/KID/precision/recall/memorisation (images), loss + verbatim overlap (text), music metrics",
         _section("evaluate", ("train", "model_version"), ("annotate", "dataset")),
         _evaluate,
         _model_exists,
