@@ -29,6 +29,13 @@ class DatasetUse:
     repeat: int = 1
 
 
+def dataset_uses(
+    dataset: DatasetHandle, extra_datasets: Sequence[tuple[DatasetHandle, str, int]] = ()
+) -> list[DatasetUse]:
+    """The run's datasets: `dataset` (role train, once), then each (dataset, role, repeat) extra."""
+    return [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
+
+
 @dataclass(frozen=True)
 class TrainResult:
     run_id: str

@@ -42,7 +42,7 @@ from genloop.train.device import autocast
 from genloop.train.ema import ExponentialMovingAverage
 from genloop.train.images import dataset_classes, grid_png, image_tensors, train_image_tensors
 from genloop.train.optim import build_optimizer, build_scheduler, clip_gradients, total_steps
-from genloop.train.runs import DatasetUse, TrainResult
+from genloop.train.runs import DatasetUse, TrainResult, dataset_uses
 from genloop.train.session import TrainingSession
 from genloop.workspace import Workspace
 
@@ -122,7 +122,7 @@ def train(
 ) -> TrainResult:
     """Train (or resume, or reuse) the run these inputs identify; see `genloop.train.train_model`."""
     parent = load_model_version(workspace, catalog, init_from) if init_from else None
-    uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
+    uses = dataset_uses(dataset, extra_datasets)
     model_config = model_config_for(cfg, dataset_classes(dataset), parent)  # fails before any run starts
     session = TrainingSession(
         workspace,

@@ -73,7 +73,7 @@ from genloop.train.ema import ExponentialMovingAverage
 from genloop.train.images import dataset_classes, grid_png, train_image_tensors
 from genloop.train.launch import launch_training, relaunch_requested
 from genloop.train.optim import build_optimizer, build_scheduler, clip_gradients, total_steps
-from genloop.train.runs import DatasetUse, TrainResult
+from genloop.train.runs import DatasetUse, TrainResult, dataset_uses
 from genloop.train.session import TrainingSession
 from genloop.workspace import Workspace
 
@@ -142,7 +142,7 @@ def train(
 ) -> TrainResult:
     """Train (or resume, or reuse) the run these inputs identify; see `genloop.train.train_model`."""
     parent = load_model_version(workspace, catalog, init_from) if init_from else None
-    uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
+    uses = dataset_uses(dataset, extra_datasets)
     model_config = _model_config(cfg, dataset, parent)  # every config problem surfaces here
     plan = relaunch_requested()  # after the checks: bad options fail before any process starts
     if plan is not None:

@@ -56,7 +56,7 @@ from genloop.train.distributed import (
 from genloop.train.early_stopping import EarlyStopping
 from genloop.train.launch import launch_training, relaunch_requested
 from genloop.train.optim import build_optimizer, build_scheduler, total_steps
-from genloop.train.runs import DatasetUse, TrainResult
+from genloop.train.runs import TrainResult, dataset_uses
 from genloop.train.session import TrainingSession
 from genloop.train.text import TokenStreams, record_texts, token_streams, train_texts
 from genloop.workspace import Workspace
@@ -171,7 +171,7 @@ def train(
             feedback_count=feedback_count,
         )
     parent = load_model_version(workspace, catalog, init_from) if init_from else None
-    uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
+    uses = dataset_uses(dataset, extra_datasets)
     texts = train_texts([(use.dataset, use.repeat) for use in uses])
     tokenizer, model_config = _tokenizer_and_config(options, parent, texts)
     session = TrainingSession(

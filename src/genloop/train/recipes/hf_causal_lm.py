@@ -40,7 +40,7 @@ from genloop.train.checkpoint import TrainerState
 from genloop.train.device import autocast
 from genloop.train.early_stopping import EarlyStopping
 from genloop.train.optim import build_optimizer, build_scheduler, clip_gradients, total_steps
-from genloop.train.runs import DatasetUse, TrainResult
+from genloop.train.runs import DatasetUse, TrainResult, dataset_uses
 from genloop.train.session import TrainingSession
 from genloop.workspace import Workspace
 
@@ -145,7 +145,7 @@ def train(
         )
     parent = load_model_version(workspace, catalog, init_from) if init_from else None
     model_config, options = _configs(workspace, cfg, parent)  # every config error surfaces here
-    uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
+    uses = dataset_uses(dataset, extra_datasets)
     session = TrainingSession(
         workspace,
         catalog,

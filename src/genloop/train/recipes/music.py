@@ -46,7 +46,7 @@ from genloop.train.recipes.music_windows import (
     train_pieces,
     training_batch,
 )
-from genloop.train.runs import DatasetUse, TrainResult
+from genloop.train.runs import DatasetUse, TrainResult, dataset_uses
 from genloop.train.session import TrainingSession
 from genloop.workspace import Workspace
 
@@ -186,7 +186,7 @@ def train(
 ) -> TrainResult:
     """Train (or resume, or reuse) the run these inputs identify; see `genloop.train.train_model`."""
     parent = load_model_version(workspace, catalog, init_from) if init_from else None
-    uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
+    uses = dataset_uses(dataset, extra_datasets)
     model_config, options = _configs(cfg, dataset, parent)  # every config error, before any run exists
     tokenizer = MusicTokenizer(MusicTokenizerConfig.from_dict(model_config.tokenizer))
     session = TrainingSession(

@@ -53,7 +53,7 @@ from genloop.train.distributed import (
 )
 from genloop.train.images import dataset_classes, grid_png, image_tensors, train_image_tensors
 from genloop.train.launch import launch_training, relaunch_requested
-from genloop.train.runs import DatasetUse, TrainResult
+from genloop.train.runs import DatasetUse, TrainResult, dataset_uses
 from genloop.train.session import TrainingSession
 from genloop.workspace import Workspace
 
@@ -124,7 +124,7 @@ def train(
             feedback_count=feedback_count,
         )
     parent = load_model_version(workspace, catalog, init_from) if init_from else None
-    uses = [DatasetUse(dataset), *(DatasetUse(h, role, repeat) for h, role, repeat in extra_datasets)]
+    uses = dataset_uses(dataset, extra_datasets)
     model_config = _model_config(cfg, dataset, parent)
     session = TrainingSession(
         workspace,
