@@ -36,6 +36,7 @@ from torch import nn
 
 from genloop.errors import GenloopError
 from genloop.models.captions import LANGUAGES, default_caption
+from genloop.models.conditions import class_indices
 from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.registry import register_model
 from genloop.models.text_encoders import ENCODER_DIMS, text_encoder
@@ -365,23 +366,8 @@ class DiffusionModel(nn.Module):
         return vectors.to(self.device, torch.float32)
 
     def _class_indices(self, n: int, condition: Any) -> torch.Tensor:
-        num_classes = len(self.config.classes)
-        if condition is None:
-            return torch.arange(n) % num_classes
-        labels = torch.as_tensor(condition).reshape(-1).cpu()
-        if labels.numel() == 1 and n > 1:
-            labels = labels.expand(n)
-        if (
-            labels.is_floating_point()
-            or labels.numel() != n
-            or (labels.numel() and (labels.min() < 0 or labels.max() >= num_classes))
-        ):
-            raise GenloopError(
-                f"condition must hold {n} class indices in 0..{num_classes - 1} (got {labels.tolist()[:10]})",
-                hint=f"classes are {self.config.classes}"
-                + ("; a text model also takes prompt strings" if self.config.conditioning == "text" else ""),
-            )
-        return labels.long()
+        text = "a text model also takes prompt strings" if self.config.conditioning == "text" else ""
+        return class_indices(n, condition, self.config.classes, also_accepts=text)
 
     # -- files -----------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as with_spectral_norm
 
 from genloop.errors import GenloopError
+from genloop.models.conditions import class_indices
 from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.registry import register_model
 
@@ -319,18 +320,7 @@ class DCGAN(nn.Module):
         return sample_images(self.generator, self.config, n, labels, seed=seed, temperature=temperature)
 
     def _condition(self, n: int, condition: torch.Tensor | None) -> torch.Tensor:
-        num_classes = len(self.config.classes)
-        if condition is None:
-            return torch.arange(n) % num_classes
-        labels = torch.as_tensor(condition, dtype=torch.long).reshape(-1).cpu()
-        if labels.numel() == 1 and n > 1:
-            labels = labels.expand(n)
-        if labels.numel() != n or (labels.numel() and (labels.min() < 0 or labels.max() >= num_classes)):
-            raise GenloopError(
-                f"condition must hold {n} class indices in 0..{num_classes - 1} (got {labels.tolist()[:10]})",
-                hint=f"classes are {self.config.classes}",
-            )
-        return labels
+        return class_indices(n, condition, self.config.classes)
 
     def save(self, directory: Path) -> None:
         """Write `config.json` (family + every config field) and `model.safetensors` (G and D)."""

@@ -59,6 +59,7 @@ from torch import nn
 
 from genloop.errors import GenloopError
 from genloop.models.captions import LANGUAGES, class_captions, default_caption
+from genloop.models.conditions import class_indices
 from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.registry import register_model
 from genloop.models.text_encoders import ENCODER_DIMS, text_encoder
@@ -361,23 +362,8 @@ class ConditionalVAE(nn.Module):
                 return self._prompts(n, list(condition))
             if isinstance(condition, torch.Tensor) and condition.is_floating_point():
                 return self._text_vectors(n, condition)
-        num_classes = len(self.config.classes)
-        if condition is None:
-            return torch.arange(n) % num_classes
-        labels = torch.as_tensor(condition).reshape(-1).cpu()
-        if labels.numel() == 1 and n > 1:
-            labels = labels.expand(n)
-        if (
-            labels.is_floating_point()
-            or labels.numel() != n
-            or (labels.numel() and (labels.min() < 0 or labels.max() >= num_classes))
-        ):
-            raise GenloopError(
-                f"condition must hold {n} class indices in 0..{num_classes - 1} (got {labels.tolist()[:10]})",
-                hint=f"classes are {self.config.classes}"
-                + ("; a text model also takes prompt strings or (n, D) embeddings" if self.is_text else ""),
-            )
-        return labels.long()
+        text = "a text model also takes prompt strings or (n, D) embeddings" if self.is_text else ""
+        return class_indices(n, condition, self.config.classes, also_accepts=text)
 
     def _caption_means(self) -> torch.Tensor:
         """(K, D): each class's mean caption embedding over its training captions."""
