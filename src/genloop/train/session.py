@@ -30,7 +30,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from genloop.catalog import Catalog
@@ -276,9 +275,3 @@ class TrainingSession:
         if self._tensorboard is not None:
             self._tensorboard.close()
             self._tensorboard = None
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed torch's global RNG (initial weights, dropout) and return a CPU generator for data order."""
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)

@@ -38,6 +38,7 @@ from genloop.models.text_encoders import check_text_encoder, text_encoder
 from genloop.models.versions import LoadedModel, load_model_version
 from genloop.progress import Advance
 from genloop.train.checkpoint import TrainerState
+from genloop.train.data_order import epoch_order, step_generator
 from genloop.train.device import autocast
 from genloop.train.ema import ExponentialMovingAverage
 from genloop.train.images import dataset_classes, grid_png, image_tensors, train_image_tensors
@@ -236,11 +237,6 @@ def _train(loop: _Loop, cfg: TrainConfig) -> None:
             _end_epoch(loop, cfg, epoch)
 
 
-def _step_generator(seed: int, step: int) -> torch.Generator:
-    """The generator of one optimizer step: depends on nothing but the seed and the step."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
 def _condition(loop: _Loop, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
     """What a batch is conditioned on: class indices, or one random caption embedding per image."""
     if loop.model.config.conditioning == "none":
@@ -252,7 +248,7 @@ def _condition(loop: _Loop, labels: torch.Tensor, generator: torch.Generator) ->
 
 
 def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance, steps: int) -> None:
-    order = torch.randperm(len(loop.train_x), generator=torch.Generator().manual_seed(cfg.seed + epoch))
+    order = epoch_order(len(loop.train_x), cfg.seed, epoch)
     batches = order.split(cfg.batch_size)
     state, model = loop.state, loop.model
     model.train()
@@ -260,7 +256,7 @@ def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance, st
         if state.global_step >= steps:
             break
         rows = batches[index].to(loop.train_x.device)
-        generator = _step_generator(cfg.seed, state.global_step)
+        generator = step_generator(cfg.seed, state.global_step)
         condition = _condition(loop, loop.train_y[rows], generator)
         with autocast(cfg.precision, loop.session.device):
             loss = model.loss(loop.train_x[rows], condition, generator=generator)  # ‖ε − ε_θ(x_t, t, c)‖²

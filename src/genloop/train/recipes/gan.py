@@ -61,6 +61,7 @@ from genloop.models.gan import (
 from genloop.models.versions import LoadedModel, load_model_version
 from genloop.progress import Advance, say
 from genloop.train.checkpoint import TrainerState
+from genloop.train.data_order import epoch_order
 from genloop.train.device import autocast
 from genloop.train.distributed import (
     all_reduce_row_means,
@@ -371,7 +372,7 @@ def _train(loop: _Loop, cfg: TrainConfig) -> None:
 
 def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance) -> bool:
     """One epoch (or the rest of a resumed one); True when `max_steps` ended the run."""
-    order = torch.randperm(len(loop.train_x), generator=torch.Generator().manual_seed(cfg.seed + epoch))
+    order = epoch_order(len(loop.train_x), cfg.seed, epoch)
     batches = order.split(cfg.batch_size)
     state, extra = loop.state, loop.state.extra
     for index in range(state.step_in_epoch, len(batches)):  # skips the batches a resumed epoch did

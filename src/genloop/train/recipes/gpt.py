@@ -44,6 +44,7 @@ from genloop.models.tokenizers import TextTokenizer, train_tokenizer
 from genloop.models.versions import LoadedModel, load_model_version
 from genloop.progress import say
 from genloop.train.checkpoint import latest_checkpoint
+from genloop.train.data_order import step_generator
 from genloop.train.device import autocast
 from genloop.train.distributed import (
     all_reduce_row_means,
@@ -272,11 +273,6 @@ def _refuse_other_tokenizer(session: TrainingSession, tokenizer: TextTokenizer) 
 # -- train -----------------------------------------------------------------------------------------
 
 
-def step_seed(seed: int, step: int) -> int:
-    """The data generator's seed for optimizer step `step` (independent of every other step)."""
-    return (seed * 1_000_003 + step) % (2**63)
-
-
 def batch_at(
     stream: torch.Tensor,
     step: int,
@@ -290,7 +286,7 @@ def batch_at(
 
     `rows` (indices into the batch) builds only those blocks, (len(rows), T): a rank's shard.
     """
-    generator = torch.Generator().manual_seed(step_seed(seed, step))
+    generator = step_generator(seed, step)
     starts = torch.randint(len(stream) - block_size, (batch_size,), generator=generator)  # ≤ N − T − 1
     if rows is not None:
         starts = starts[rows]  # every rank draws all B offsets, so the shards add up to the batch

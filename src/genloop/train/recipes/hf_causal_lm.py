@@ -37,6 +37,7 @@ from genloop.models.hf_causal_lm import HFCausalLM, HFCausalLMConfig, resolve_co
 from genloop.models.versions import LoadedModel, load_model_version
 from genloop.progress import Advance, say
 from genloop.train.checkpoint import TrainerState
+from genloop.train.data_order import epoch_order
 from genloop.train.device import autocast
 from genloop.train.early_stopping import EarlyStopping
 from genloop.train.optim import build_optimizer, build_scheduler, clip_gradients, total_steps
@@ -299,7 +300,7 @@ def _train(loop: _Loop, cfg: TrainConfig) -> None:
 
 
 def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance) -> None:
-    order = torch.randperm(len(loop.train_blocks), generator=torch.Generator().manual_seed(cfg.seed + epoch))
+    order = epoch_order(len(loop.train_blocks), cfg.seed, epoch)
     batches = order.split(cfg.batch_size)
     state, model, device = loop.state, loop.model, loop.train_blocks.device
     model.train()

@@ -20,6 +20,7 @@ from genloop.data.datasets import DatasetHandle
 from genloop.errors import DataError, GenloopError
 from genloop.models.music import MusicTransformer
 from genloop.models.music_tokens import MusicTokenizer
+from genloop.train.data_order import step_generator
 from genloop.train.runs import DatasetUse
 
 EVAL_BATCH = 32
@@ -105,7 +106,7 @@ def training_batch(
     With `shift_table` ((2n + 1, V), `MusicTokenizer.pitch_shift_table(n)`) each window is
     transposed by a random k ∈ [−n, n] semitones.
     """
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    generator = step_generator(seed, step)
     T = model.config.block_size
     # a piece is drawn in proportion to its windows, so every token is about equally likely
     weights = torch.tensor([max(1, len(p) - T + 1) for p in pieces.tokens], dtype=torch.float)

@@ -44,6 +44,7 @@ from genloop.models.vae import TEXT_FIELDS, ConditionalVAE, VAEConfig
 from genloop.models.versions import LoadedModel, load_model_version
 from genloop.progress import Advance
 from genloop.train.checkpoint import TrainerState
+from genloop.train.data_order import epoch_order, step_generator
 from genloop.train.distributed import (
     all_reduce_mean,
     is_distributed,
@@ -259,7 +260,7 @@ def _train(loop: _Loop, cfg: TrainConfig) -> None:
 
 
 def _train_epoch(loop: _Loop, cfg: TrainConfig, epoch: int, advance: Advance) -> None:
-    order = torch.randperm(len(loop.train_x), generator=torch.Generator().manual_seed(cfg.seed + epoch))
+    order = epoch_order(len(loop.train_x), cfg.seed, epoch)
     batches = order.split(cfg.batch_size)
     state, model = loop.state, loop.model
     model.train()
@@ -299,7 +300,7 @@ def draw_captions(captions: torch.Tensor, labels: torch.Tensor, *, seed: int, st
     The choice comes from a generator seeded by (seed, global step) alone: a resumed step,
     and every rank of a data-parallel step, draws the same captions for the whole batch.
     """
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    generator = step_generator(seed, step)
     choice = torch.randint(0, captions.shape[1], (len(labels),), generator=generator)
     return captions[labels, choice.to(labels.device)]
 
