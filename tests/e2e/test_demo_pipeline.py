@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from genloop.catalog import open_catalog
 from genloop.catalog.lineage import licenses_in, lineage_for_content
@@ -19,6 +20,7 @@ from genloop.catalog.models import (
     Publication,
     RunDataset,
 )
+from genloop.cli.main import app
 from genloop.feedback.events import record_feedback
 from genloop.generate.labels.implicit import read_implicit_label
 from genloop.improve.recipe import improve
@@ -97,6 +99,20 @@ def test_whole_loop_then_improve_then_lineage(workspace: Workspace) -> None:
     for publication in publications[:6]:
         record_feedback(catalog, publication_id=publication.id, kind="like", viewer_id="tester")
     record_feedback(catalog, publication_id=publications[6].id, kind="dislike", viewer_id="tester")
+    # `genloop improve` prints the promotion gates beside its comparison: one that any sane
+    # challenger passes and one that nothing can pass (accuracy above 100 %).
+    with (workspace.root / "genloop.toml").open("a", encoding="utf-8") as config:
+        config.write(
+            '\n[[gates]]\nmetric = "conditional_accuracy"\nrule = "at_least"\nvalue = 0.0\n'
+            '\n[[gates]]\nmetric = "conditional_accuracy"\nrule = "at_least"\nvalue = 1.01\n'
+        )
+    cli = CliRunner().invoke(app, ["improve", "-w", str(workspace.root)])
+    assert cli.exit_code == 0, cli.output
+    assert "promotion gates" in cli.output and "1 of 2 gates fail" in cli.output
+    assert cli.output.count("pass") >= 1 and "FAIL" in cli.output
+    with catalog.session() as s:
+        challenger_id = s.get(ModelAlias, ("digits", "challenger")).model_version_id  # type: ignore[union-attr]
+    assert challenger_id in cli.output
     result = improve(workspace, catalog, workspace.config)
     assert result.champion == model_id and result.liked == 6 and result.feedback_events == 7
     with catalog.session() as s:

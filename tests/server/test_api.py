@@ -229,6 +229,31 @@ def test_lineage(client: TestClient, seeded: SeededCatalog) -> None:
     assert missing.json()["hint"]
 
 
+def test_lineage_document_both_ways(client: TestClient, seeded: SeededCatalog) -> None:
+    # From the model version digits-v1: down to the licensed sources, up to its fine-tune
+    # (digits-v2) and the publications of both, with the feedback they received.
+    assert vote(client, seeded.publication_ids[0]).status_code in (200, 201)
+    response = client.get("/api/v1/lineage-document/digits-v1", params={"direction": "both", "events": True})
+    assert response.status_code == 200
+    document = response.json()
+    assert document["subject"] == {"kind": "model_version", "id": "digits-v1"}
+    assert "CC-BY-SA-3.0" in document["down"]["licenses"]
+    up = document["up"]
+    assert {model["id"] for model in up["model_versions"]} >= {"digits-v1", "digits-v2"}
+    assert up["totals"]["feedback_events"] == 1
+    assert [event["kind"] for event in up["events"]] == ["like"]
+    assert up["totals"]["publications"] == len(seeded.publication_ids)
+    # The same document as the CLI's `genloop lineage --json`, down only from a content item.
+    down_only = client.get(f"/api/v1/lineage-document/{seeded.content_ids[0]}", params={"direction": "down"})
+    assert (
+        down_only.json()["up"] is None and down_only.json()["down"]["content"]["id"] == seeded.content_ids[0]
+    )
+    assert (
+        client.get("/api/v1/lineage-document/digits-v1", params={"direction": "sideways"}).status_code == 422
+    )
+    assert client.get("/api/v1/lineage-document/nothing-here").status_code == 404
+
+
 def test_openapi_has_stable_operation_ids(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     operation_ids = {op["operationId"] for methods in schema["paths"].values() for op in methods.values()}
@@ -240,6 +265,7 @@ def test_openapi_has_stable_operation_ids(client: TestClient) -> None:
         "create_feedback",
         "get_like_rate",
         "get_lineage",
+        "get_lineage_document",
     }
     assert all(path == "/healthz" or path.startswith("/api/v1/") for path in schema["paths"])
 

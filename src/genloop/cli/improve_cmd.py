@@ -9,6 +9,7 @@ from rich.table import Table
 from genloop.cli.common import DryRunOption, WorkspaceOption, examples, open_context
 from genloop.improve.feedback_data import liked_items
 from genloop.improve.recipe import improve
+from genloop.models.gates import check_gates
 from genloop.progress import say
 
 COMPARED = (
@@ -39,8 +40,26 @@ def improve_command(workspace: WorkspaceOption = None, dry_run: DryRunOption = F
             table.add_row(
                 title, fmt.format(result.champion_metrics[key]), fmt.format(result.challenger_metrics[key])
             )
-    Console(stderr=True).print(table)
-    say(f"promote it with: genloop models promote {result.challenger}")
+    console = Console(stderr=True)
+    console.print(table)
+    gates = check_gates(ctx.catalog, result.challenger, ctx.config.gates, champion_id=result.champion)
+    if not gates:
+        say("no [[gates]] in genloop.toml guard `champion`; promotion is a person's call")
+        say(f"promote it with: genloop models promote {result.challenger}")
+        return
+    gate_table = Table("gate", "rule", "result", "detail", title="promotion gates (genloop.toml [[gates]])")
+    for gate in gates:
+        verdict = "[green]pass[/green]" if gate.passed else "[red]FAIL[/red]"
+        gate_table.add_row(gate.metric, gate.rule, verdict, gate.message)
+    console.print(gate_table)
+    if all(gate.passed for gate in gates):
+        say(f"all {len(gates)} gates pass; promote it with: genloop models promote {result.challenger}")
+    else:
+        failed = sum(not gate.passed for gate in gates)
+        say(
+            f"[yellow]{failed} of {len(gates)} gates fail[/yellow]: "
+            f"`genloop models promote {result.challenger}` will refuse (override with --force and a --reason)"
+        )
 
 
 def register(app: typer.Typer) -> None:
