@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up genloop in ./.venv: system packages, PyTorch (CPU), genloop and its extras.
 #
-#   scripts/setup.sh          what `genloop demo` needs
-#   scripts/setup.sh --dev    + test tools, PostgreSQL driver, Debian chromium and a CJK font
+#   scripts/setup.sh          what `genloop demo` needs (+ a CJK font for the visible "AI生成" mark)
+#   scripts/setup.sh --dev    + test tools, PostgreSQL driver, Debian chromium, FluidSynth + a GM soundfont
 #
 # Idempotent: re-running installs only what is missing.
 set -euo pipefail
@@ -17,9 +17,11 @@ TORCH_VERSION="2.13.0"
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
 # -- Debian packages ---------------------------------------------------------------------------
-apt_packages=()
+apt_packages=(fonts-wqy-microhei)  # the visible AI-generated mark on images is CJK text
 if [[ $DEV == 1 ]]; then
-  apt_packages+=(chromium fonts-wqy-microhei)
+  apt_packages+=(chromium)
+  # MIDI → WAV with a real General MIDI soundfont (genloop falls back to its own synthesiser)
+  apt_packages+=(fluidsynth fluid-soundfont-gm)
   # real corpora for the data-stage tests (DATA.md)
   apt_packages+=(fortunes fortunes-zh dataset-fashion-mnist)
 fi

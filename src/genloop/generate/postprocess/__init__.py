@@ -1,0 +1,1 @@
+"""Post-processors: `Artifact → Artifact` steps, chained per channel and modality in config."""
