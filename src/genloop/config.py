@@ -264,11 +264,86 @@ class EvaluateConfig(Section):
     seed: int = 0
 
 
+class LabelConfig(Section):
+    """`[generate.labels]`: how every generated file is marked as AI-generated.
+
+    Order of application: visible mark → invisible watermark → implicit metadata
+    (GB 45438-2025 Annex E, signed) → C2PA manifest (signed last, over the final bytes).
+    """
+
+    visible: bool = True
+    """A visible mark: text on images (≥ 5 % of the shorter side, in a corner), a line on text."""
+    visible_text: str = "AI生成"
+    """The image mark (CJK needs a CJK font: Debian fonts-wqy-microhei)."""
+    corner: Literal["bottom-right", "bottom-left", "top-right", "top-left"] = "bottom-right"
+    text_position: Literal["prefix", "suffix"] = "prefix"
+    text_line: str = "【AI生成】本内容由人工智能生成 / AI-generated content"
+    audio_marker: Literal["none", "tone"] = "tone"
+    """Rendered audio (WAV): a short two-tone chime before the music."""
+    implicit: bool = True
+    """The GB 45438 `AIGC` metadata, in the file's own metadata slot for each format."""
+    signing_algorithm: Literal["ed25519", "sm2"] = "ed25519"
+    signing_key: str | None = None
+    """Private key file for the signature in `ReservedCode1` (Ed25519 PEM, or SM2 hex). Default:
+    the workspace key `.genloop/keys/aigc-<algorithm>.key`, created on first use (never commit it)."""
+    watermark: bool = True
+    """An invisible watermark carrying the content id (images)."""
+    c2pa: bool = False
+    """A signed C2PA manifest (needs `pip install 'genloop[provenance]'` and a certificate chain)."""
+    c2pa_certificate: str | None = None
+    """PEM certificate chain (leaf first) for C2PA signing."""
+    c2pa_key: str | None = None
+    """PEM private key of the C2PA leaf certificate."""
+    c2pa_trust_anchors: str | None = None
+    """PEM file of CA certificates `genloop verify` trusts for C2PA (else a self-made chain reads
+    as valid but `signingCredential.untrusted`)."""
+
+
+ProcessorSpec = dict[str, Any]
+"""One post-processor: `{name = "resize", size = 256}` — `name` plus its parameters."""
+
+
+class ChannelPolicy(Section):
+    """`[channels.NAME]`: what generation for a channel does after sampling.
+
+    Post-processing chains per modality, the safety checks (None: the modality's defaults,
+    [] to run none) and when a person must review before anything is published.
+    """
+
+    postprocess: dict[Literal["image", "text", "music"], list[ProcessorSpec]] = Field(
+        default_factory=lambda: {"image": [{"name": "resize", "size": 256}]}
+    )
+    safety: dict[Literal["image", "text", "music"], list[str | ProcessorSpec]] | None = None
+    review: Literal["on-fail", "always"] = "on-fail"
+    """`on-fail`: items that fail a safety check wait for review; `always`: every item does."""
+
+    @field_validator("postprocess", "safety")
+    @classmethod
+    def _named_steps(cls, value: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        for modality, steps in (value or {}).items():
+            for step in steps:
+                if isinstance(step, dict) and not isinstance(step.get("name"), str):
+                    raise ValueError(f"{modality}: every step needs a `name` (got {step!r})")
+        return value
+
+
 class GenerateConfig(Section):
     per_class: int = Field(default=8, gt=0)
+    """Image and conditional models: items per class."""
+    count: int = Field(default=16, gt=0)
+    """Text and music models: items per prompt (or in all, without prompts)."""
+    prompts: list[str] = Field(default_factory=list)
+    """Text models: prompts to continue (default: unconditional)."""
+    max_new_tokens: int = Field(default=120, gt=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Sampling parameters passed to the family (e.g. temperature, top_k, top_p, steps)."""
+    batch_size: int = Field(default=64, gt=0)
     seed: int = 0
     producer: str = "genloop"
     """`ContentProducer` written into the implicit AI-generated label."""
+    channel: str = "gallery"
+    """Whose `[channels.NAME]` policy (post-processing, safety, review) applies."""
+    labels: LabelConfig = LabelConfig()
 
 
 class PublishConfig(Section):
@@ -402,6 +477,12 @@ class GenloopConfig(Section):
     """Only `genloop tune` reads it; a file without [tune] cannot be tuned."""
     gates: list[GateConfig] = Field(default_factory=list)
     """`[[gates]]`: promotion rules checked by `genloop models promote` (see GateConfig)."""
+    channels: dict[str, ChannelPolicy] = Field(default_factory=lambda: {"gallery": ChannelPolicy()})
+    """`[channels.NAME]`: per-channel post-processing, safety and review (see ChannelPolicy)."""
+
+    def channel_policy(self, name: str) -> ChannelPolicy:
+        """The policy of channel `name` (a channel without a section gets the defaults)."""
+        return self.channels.get(name, ChannelPolicy())
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain data (what a stage's cache key is computed from)."""

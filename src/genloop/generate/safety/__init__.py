@@ -1,0 +1,1 @@
+"""Safety checks: each looks at a finished artifact and gives a Verdict with its reason."""

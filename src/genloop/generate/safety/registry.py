@@ -1,0 +1,120 @@
+"""The safety-check registry: one-method contract, built from config specs.
+
+    class SafetyCheck(Protocol):
+        name: str
+        modalities: frozenset[str]
+        def check(self, artifact, context) -> Verdict
+
+A failing verdict never blocks generation: it sends the item to the review queue
+(status "review"), so nothing that failed a check is published without a person.
+Every verdict is stored with the item, passed or not, with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from genloop.catalog import Catalog
+from genloop.errors import GenloopError
+from genloop.generate.artifact import Artifact
+from genloop.workspace import Workspace
+
+BUILTIN_MODULES = ("genloop.generate.safety.text", "genloop.generate.safety.images")
+
+DEFAULT_CHECKS: dict[str, list[str]] = {"image": [], "text": [], "music": []}
+"""The checks a channel runs when its policy names none; the built-in modules extend it."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    check: str
+    passed: bool
+    reason: str
+    """Why, in words a reviewer understands: "blocked word 'xxx' at char 12", "clean"."""
+    score: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SafetyContext:
+    """What a check may need beyond the artifact: the model's training data, caches."""
+
+    workspace: Workspace
+    catalog: Catalog
+    model_version_id: str
+    cache: dict[str, Any] = field(default_factory=dict)
+    """Per-generation-job memo (e.g. an n-gram index of the training text, built once)."""
+
+
+class SafetyCheck(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def modalities(self) -> frozenset[str]: ...
+
+    def check(self, artifact: Artifact, context: SafetyContext) -> Verdict: ...
+
+
+CheckFactory = Callable[..., SafetyCheck]
+_CHECKS: dict[str, CheckFactory] = {}
+
+
+def register_check(name: str) -> Callable[[CheckFactory], CheckFactory]:
+    def decorate(factory: CheckFactory) -> CheckFactory:
+        _CHECKS[name] = factory
+        return factory
+
+    return decorate
+
+
+def _load_builtins() -> None:
+    import importlib
+
+    for module in BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def available_checks() -> list[str]:
+    _load_builtins()
+    return sorted(_CHECKS)
+
+
+def build_check(spec: str | Mapping[str, Any], modality: str) -> SafetyCheck:
+    _load_builtins()
+    params = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = str(params.pop("name"))
+    if name not in _CHECKS:
+        raise GenloopError(
+            f"unknown safety check {name!r}", hint=f"available: {', '.join(available_checks())}"
+        )
+    try:
+        check = _CHECKS[name](**params)
+    except TypeError as exc:
+        raise GenloopError(f"safety check {name!r}: bad parameters {params!r}: {exc}") from None
+    except ValueError as exc:
+        raise GenloopError(f"safety check {name!r}: {exc}") from None
+    if modality not in check.modalities:
+        raise GenloopError(
+            f"safety check {name!r} does not take {modality} (it takes {', '.join(sorted(check.modalities))})"
+        )
+    return check
+
+
+def build_checks(specs: Sequence[str | Mapping[str, Any]] | None, modality: str) -> list[SafetyCheck]:
+    """The configured checks, or the modality's defaults when `specs` is None."""
+    _load_builtins()
+    chosen = DEFAULT_CHECKS.get(modality, []) if specs is None else specs
+    return [build_check(spec, modality) for spec in chosen]
+
+
+def run_checks(checks: Sequence[SafetyCheck], artifact: Artifact, context: SafetyContext) -> list[Verdict]:
+    return [check.check(artifact, context) for check in checks]
