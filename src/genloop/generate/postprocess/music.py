@@ -250,7 +250,9 @@ class MusicXML:
 
     def apply(self, artifact: Artifact) -> Artifact:
         xml = midi_to_musicxml(midi_of(artifact, self.name), title=artifact.content_id)
-        return artifact.replace(data=xml, format="musicxml", options={})
+        # The MIDI stays in meta: the `novelty` safety check compares melodies, not notation.
+        meta = {**artifact.meta, "midi": artifact.data}
+        return artifact.replace(data=xml, format="musicxml", options={}, meta=meta)
 
 
 @register_processor("musicxml")
@@ -327,7 +329,7 @@ class RenderWav:
             wav = fluidsynth_wav(midi, self.soundfont, self.sample_rate, self.gain)
         else:
             wav = synth.synthesise(midi, self.sample_rate)
-        meta = {**artifact.meta, "audio_engine": self.engine}
+        meta = {**artifact.meta, "audio_engine": self.engine, "midi": artifact.data}  # for `novelty`
         return artifact.replace(data=wav, format="wav", options={}, meta=meta)
 
 

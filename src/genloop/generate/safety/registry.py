@@ -21,7 +21,11 @@ from genloop.errors import GenloopError
 from genloop.generate.artifact import Artifact
 from genloop.workspace import Workspace
 
-BUILTIN_MODULES = ("genloop.generate.safety.text", "genloop.generate.safety.images")
+BUILTIN_MODULES = (
+    "genloop.generate.safety.text",
+    "genloop.generate.safety.images",
+    "genloop.generate.safety.music",
+)
 
 DEFAULT_CHECKS: dict[str, list[str]] = {"image": [], "text": [], "music": []}
 """The checks a channel runs when its policy names none; the built-in modules extend it."""
