@@ -19,6 +19,6 @@ def test_template_is_valid_and_commented(template: str) -> None:
 
 def test_text_template_declares_only_stages_text_can_run_today() -> None:
     config = parse_config(tomllib.loads(template_text("text")))
-    assert config.pipeline.stages == ["collect", "clean", "annotate", "train", "evaluate"]
+    assert config.pipeline.stages == ["collect", "clean", "annotate", "train", "evaluate", "generate"]
     assert config.train.family == "gpt"
     assert config.annotate.require_labels is False

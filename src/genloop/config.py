@@ -299,8 +299,15 @@ class LabelConfig(Section):
     as valid but `signingCredential.untrusted`)."""
 
 
+DEFAULT_IMAGE_SIZE = 256
+"""Published images are resized to this (longer side) so the visible mark and watermark fit."""
+
 ProcessorSpec = dict[str, Any]
 """One post-processor: `{name = "resize", size = 256}` — `name` plus its parameters."""
+
+
+def _default_postprocess() -> dict[Literal["image", "text", "music"], list[ProcessorSpec]]:
+    return {"image": [{"name": "resize", "size": DEFAULT_IMAGE_SIZE}]}
 
 
 class ChannelPolicy(Section):
@@ -311,7 +318,7 @@ class ChannelPolicy(Section):
     """
 
     postprocess: dict[Literal["image", "text", "music"], list[ProcessorSpec]] = Field(
-        default_factory=lambda: {"image": [{"name": "resize", "size": 256}]}
+        default_factory=_default_postprocess
     )
     safety: dict[Literal["image", "text", "music"], list[str | ProcessorSpec]] | None = None
     review: Literal["on-fail", "always"] = "on-fail"

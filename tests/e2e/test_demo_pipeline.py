@@ -22,7 +22,7 @@ from genloop.catalog.models import (
 )
 from genloop.cli.main import app
 from genloop.feedback.events import record_feedback
-from genloop.generate.labels.implicit import read_implicit_label
+from genloop.generate.labels.implicit import parse_reserved_code, read_implicit_label
 from genloop.improve.recipe import improve
 from genloop.pipeline.runner import run_pipeline
 from genloop.workspace import Workspace
@@ -87,7 +87,9 @@ def test_whole_loop_then_improve_then_lineage(workspace: Workspace) -> None:
         assert item is not None
         label = read_implicit_label(workspace.artifact(item.path))
         assert not Path(item.path).is_absolute()  # the workspace can be moved
-    assert label is not None and label["ProduceID"] == content[0] and label["ReservedCode1"] == model_id
+    assert label is not None and label["ProduceID"] == content[0]
+    signature = parse_reserved_code(label["ReservedCode1"])  # signed: model, key id, content hash
+    assert signature is not None and signature.model == model_id
 
     # Re-running changes nothing.
     again = run_pipeline(workspace, catalog)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from genloop.catalog import open_catalog
+from genloop.catalog.models import ContentItem
 from genloop.data.datasets import open_dataset_version
 from genloop.models.versions import load_model_version
 from genloop.pipeline.runner import run_pipeline
@@ -55,7 +56,7 @@ def test_text_template_runs_its_declared_stages(tmp_path: Path, monkeypatch: pyt
     ws = Workspace(tmp_path)
     catalog = open_catalog(ws.database_url)
     runs = run_pipeline(ws, catalog, until=ws.config.pipeline.stages[-1])
-    assert [r.stage for r in runs] == ["collect", "clean", "annotate", "train", "evaluate"]
+    assert [r.stage for r in runs] == ["collect", "clean", "annotate", "train", "evaluate", "generate"]
     dataset = open_dataset_version(ws, catalog, runs[2].outputs["dataset"])
     texts = {r.payload.decode("utf-8"): r.label for r in dataset.iter_records()}
     assert len(texts) == 3 + len(MORE_REPLIES)  # "ok" is shorter than [clean].min_text_chars
@@ -64,13 +65,24 @@ def test_text_template_runs_its_declared_stages(tmp_path: Path, monkeypatch: pyt
     assert {s["license"] for s in dataset.manifest["sources"]} == {"proprietary"}
 
     # Evaluate: held-out loss and bits/char on the test split, sample metrics on 6 generated texts.
-    metrics = runs[-1].outputs["metrics"]
+    metrics = runs[4].outputs["metrics"]
     assert metrics["modality"] == "text" and metrics["text_samples"] == 6
     assert metrics["bits_per_character"] > 0 and metrics["heldout_characters"] > 0
     assert 0.0 <= metrics["distinct_2"] <= 1.0
     assert metrics["verbatim_ngram"] == 8 and 0.0 <= metrics["verbatim_8gram_share"] <= 1.0
 
-    model = load_model_version(ws, catalog, runs[-1].outputs["model_version"])
+    # Generate: 16 labelled texts, each through the text safety checks, with a signed label.
+    content = runs[5].outputs["content"]
+    assert len(content) == 16
+    with catalog.session() as session:
+        items = [session.get(ContentItem, item_id) for item_id in content]
+    assert all(item is not None and item.modality == "text" for item in items)
+    first = items[0]
+    assert first is not None and {v["check"] for v in first.verdicts} == {"blocklist", "pii", "verbatim"}
+    body = ws.artifact(first.path).read_text(encoding="utf-8")
+    assert "AI生成" in body and "AIGC" in body  # the visible line and the GB 45438 front matter
+
+    model = load_model_version(ws, catalog, runs[3].outputs["model_version"])
     assert model.family == "gpt" and model.config["tokenizer"] == "char"
     assert model.config["n_layer"] == 2  # the tiny preset
     (text,) = model.model.generate_text(["退款"], seed=0, max_tokens=10)

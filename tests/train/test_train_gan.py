@@ -124,7 +124,7 @@ def test_train_model_writes_grids_metrics_and_an_ema_model_version(
         assert torch.equal(loaded.model.generator.state_dict()[name], tensor), name  # type: ignore[union-attr]
     made = generate(workspace, catalog, GenerationRequest(model="digits", per_class=2, labels=["7"]))
     assert [item.label for item in made] == ["7", "7"]  # generation by label
-    assert Image.open(made[0].path).size == (28, 28)
+    assert Image.open(made[0].path).size == (256, 256)  # the gallery channel's default resize
     again = train_model(workspace, catalog, dataset, TINY, model_name="digits")
     assert again.already_completed and again.model_version_id == result.model_version_id
 

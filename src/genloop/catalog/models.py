@@ -13,7 +13,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -170,6 +182,19 @@ class ContentItem(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON)  # the AI-generated labels written into the file
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    """Hash of the generation request that made it (items of one request share it)."""
+    channel: Mapped[str] = mapped_column(String(64), default="gallery", server_default="gallery")
+    """Whose channel policy (post-processing, safety, review) the item was finished under."""
+    status: Mapped[str] = mapped_column(String(16), default="ready", server_default="ready", index=True)
+    """ready | review (a check failed, or the channel reviews everything) | approved | rejected |
+    published. Only ready and approved items may be published."""
+    verdicts: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    """Every safety verdict, passed or not, with its reason (`Verdict.to_json()`)."""
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
+    """Seconds spent per step: sample, postprocess, safety, label."""
+    review_log: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    """Status transitions, oldest first: {"from", "to", "actor", "note", "at"}."""
 
     model_version: Mapped[ModelVersion] = relationship()
 
@@ -183,20 +208,28 @@ class Publication(Base):
     channel: Mapped[str] = mapped_column(String(64))
     arm: Mapped[str | None] = mapped_column(String(64))
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    path: Mapped[str | None] = mapped_column(String(1024))
+    """The published copy (GB 45438 propagator fields filled in), relative to the workspace."""
 
     content_item: Mapped[ContentItem] = relationship()
 
 
 class FeedbackEvent(Base):
     __tablename__ = "feedback_events"
+    # per-viewer rate limits count a viewer's recent events in SQL (no state in any one worker)
+    __table_args__ = (Index("ix_feedback_events_viewer_time", "viewer_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     publication_id: Mapped[str] = mapped_column(ForeignKey("publications.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # like | dislike (more kinds: the serve issue)
+    kind: Mapped[str] = mapped_column(String(16))  # impression click like dislike rating edit comment flag
     value: Mapped[float | None] = mapped_column(Float)
     viewer_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    text: Mapped[str | None] = mapped_column(Text)
+    """`edit`: the corrected text (training data); `comment` / `flag`: what the viewer wrote."""
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Where it came from when not a live viewer: {"import": file, "row": n}, a position, ..."""
 
     publication: Mapped[Publication] = relationship()
 
@@ -234,3 +267,67 @@ class Annotation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     task: Mapped[AnnotationTask] = relationship(back_populates="annotations")
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored; the secret is shown once, when created."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """Public id, also the first characters of the secret (`gl_<id>_<random>`), for display."""
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))  # admin | editor | reviewer | viewer
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """Heavy work (generate, train, evaluate, deliveries) run by worker processes, never the server.
+
+    Workers claim a queued job with one conditional UPDATE (status queued → running), so two
+    workers never run the same job; `heartbeat_at` lets a later worker requeue a job whose
+    worker died.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    """queued | running | done | failed | cancelled"""
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    """0..1"""
+    message: Mapped[str | None] = mapped_column(String(512))
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    """The API key id (or `cli`) that queued it."""
+    worker: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """One POST owed to a webhook channel: retried with backoff, dead after N failures, replayable."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """Stable per (channel, publication, event): the receiver's idempotency key."""
+    channel: Mapped[str] = mapped_column(String(64), index=True)
+    publication_id: Mapped[str | None] = mapped_column(ForeignKey("publications.id"))
+    url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -24,6 +24,8 @@ VERB_MODULES = (
     "annotate_cmds",
     "models_cmd",
     "generate_cmd",
+    "review_cmd",
+    "verify_cmd",
     "serve_cmd",
     "feedback_cmd",
     "improve_cmd",

@@ -25,6 +25,7 @@ and back; `"exact"` refuses such sizes. Inputs and samples are always `image_siz
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from genloop.models.captions import LANGUAGES, default_caption
 from genloop.models.conditions import class_indices
 from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.registry import register_model
+from genloop.models.seeds import generators, standard_normal
 from genloop.models.text_encoders import ENCODER_DIMS, text_encoder
 
 CONFIG_FILE = "config.json"
@@ -278,20 +280,24 @@ class DiffusionModel(nn.Module):
     # -- sampling --------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def sample(self, n: int, condition: Any = None, *, seed: int, **params: Any) -> torch.Tensor:
+    def sample(
+        self, n: int, condition: Any = None, *, seed: int, seeds: Sequence[int] | None = None, **params: Any
+    ) -> torch.Tensor:
         """`n` images (n, C, S, S) in [0, 1]; the same seed and parameters give the same images.
 
         `condition`: class indices (a tensor of n, or 1 for all; None cycles the classes);
         for a text model also a prompt string, a list of n prompts, or (n, D) embeddings —
         a class index means its caption ("a t-shirt"). Parameters: `steps` (default
         sample_steps for DDIM, train_timesteps for DDPM), `scheduler` ("ddim" | "ddpm"),
-        `guidance_scale` (default the config's; 1 = no guidance).
+        `guidance_scale` (default the config's; 1 = no guidance). `seeds` (one per image) makes
+        image i exactly `sample(1, …, seed=seeds[i])`: the start noise and every DDPM step's
+        noise are drawn per image.
         """
         steps, scheduler, guidance = self._sampling_params(params)
         cond = self._condition(n, condition)
-        generator = torch.Generator().manual_seed(seed)  # CPU noise: the same images on every device
+        generator = generators(n, seed, seeds)  # CPU noise: the same images on every device
         size = self.config.unet_size
-        x = torch.randn(n, self.config.channels, size, size, generator=generator).to(self.device)
+        x = standard_normal((n, self.config.channels, size, size), generator).to(self.device)
         guided = cond is not None and guidance != 1.0
         keep, drop = torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)
         uncond = torch.cat([keep, drop]).to(self.device) if guided else keep.to(self.device)

@@ -31,6 +31,7 @@ Training images are scaled to [−1, 1] (tanh's range); `sample` returns [0, 1].
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from genloop.errors import GenloopError
 from genloop.models.conditions import class_indices
 from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.registry import register_model
+from genloop.models.seeds import generators, standard_normal
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -240,12 +242,13 @@ def sample_images(
     labels: torch.Tensor,
     *,
     seed: int,
+    seeds: Sequence[int] | None = None,
     temperature: float = 1.0,
 ) -> torch.Tensor:
     """`n` images (n, C, H, W) in [0, 1] from `generator` in eval mode (BatchNorm running statistics,
     so an image depends on its seed and label only, never on the rest of the batch)."""
-    noise = torch.Generator().manual_seed(seed)  # CPU noise: the same images on every device
-    z = torch.randn(n, config.latent_dim, generator=noise) * temperature  # (n, Z)
+    noise = generators(n, seed, seeds)  # CPU noise: the same images on every device
+    z = standard_normal((n, config.latent_dim), noise) * temperature  # (n, Z)
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
@@ -301,13 +304,20 @@ class DCGAN(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, n: int, condition: torch.Tensor | None = None, *, seed: int, **params: Any
+        self,
+        n: int,
+        condition: torch.Tensor | None = None,
+        *,
+        seed: int,
+        seeds: Sequence[int] | None = None,
+        **params: Any,
     ) -> torch.Tensor:
         """`n` images (n, C, H, W) in [0, 1]; the same seed gives the same images.
 
         `condition` holds n class indices (positions in `classes`); None cycles through the
         classes (an unconditional model ignores it). `temperature` scales the noise z
         (default 1.0; lower: more typical, less varied — the "truncation trick", loosely).
+        `seeds` (one per image) makes image i exactly `sample(1, …, seed=seeds[i])`.
         """
         unknown = sorted(set(params) - set(SAMPLING_PARAMS))
         if unknown:
@@ -317,7 +327,9 @@ class DCGAN(nn.Module):
             )
         labels = self._condition(n, condition)
         temperature = float(params.get("temperature", 1.0))
-        return sample_images(self.generator, self.config, n, labels, seed=seed, temperature=temperature)
+        return sample_images(
+            self.generator, self.config, n, labels, seed=seed, seeds=seeds, temperature=temperature
+        )
 
     def _condition(self, n: int, condition: torch.Tensor | None) -> torch.Tensor:
         return class_indices(n, condition, self.config.classes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from genloop.errors import GenloopError
 from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.registry import register_model
 from genloop.models.sampling import SamplingParams, cut_at_stop, generate_ids
+from genloop.models.seeds import generators
 from genloop.models.tokenizers import TOKENIZER_KINDS, TextTokenizer, load_tokenizer
 
 CONFIG_FILE = "config.json"
@@ -236,9 +238,16 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def generate_ids(
-        self, prompt_ids: torch.Tensor, *, seed: int, use_cache: bool = True, **params: Any
+        self,
+        prompt_ids: torch.Tensor,
+        *,
+        seed: int,
+        seeds: Sequence[int] | None = None,
+        use_cache: bool = True,
+        **params: Any,
     ) -> list[list[int]]:
-        """Continue prompt ids (B, T0); the new ids of each row. Deterministic for a seed."""
+        """Continue prompt ids (B, T0); the new ids of each row. Deterministic for a seed; with
+        `seeds` (one per row) row i draws from its own generator, independent of its batch."""
         sampling = SamplingParams.from_params(params)
         device = self.wte.weight.device
         was_training = self.training
@@ -248,7 +257,7 @@ class GPT(nn.Module):
                 self,
                 prompt_ids.to(device),
                 sampling,
-                generator=torch.Generator().manual_seed(seed),
+                generator=generators(prompt_ids.size(0), seed, seeds),
                 eos_id=self.tokenizer.eos_id,
                 decode=self.tokenizer.decode,
                 use_cache=use_cache,
@@ -272,15 +281,46 @@ class GPT(nn.Module):
         return texts
 
     @torch.no_grad()
-    def sample(self, n: int, condition: torch.Tensor | None = None, *, seed: int, **params: Any) -> list[str]:
-        """`n` unprompted texts (family protocol), all rows decoded together from <eos>.
+    def sample(
+        self,
+        n: int,
+        condition: str | Sequence[str] | None = None,
+        *,
+        seed: int,
+        seeds: Sequence[int] | None = None,
+        **params: Any,
+    ) -> list[str]:
+        """`n` texts (family protocol), the rows decoded together, each after <eos>.
 
-        `condition` is not used (the gpt family is unconditional; prompts go to generate_text).
+        `condition`: None (unprompted), one prompt for all n, or n prompts; the text returned
+        is the continuation. `seeds` (one per text) makes text i exactly
+        `sample(1, prompt_i, seed=seeds[i])`: rows draw from their own generators, and rows
+        are batched by prompt length (the model has no padding mask).
         """
         sampling = SamplingParams.from_params(params)
-        start = torch.full((n, 1), self.tokenizer.eos_id, dtype=torch.long)
-        rows = self.generate_ids(start, seed=seed, **params)
-        return [cut_at_stop(self.tokenizer.decode(ids), sampling.stop) for ids in rows]
+        if condition is None or isinstance(condition, str):
+            prompts = [condition or ""] * n
+        else:
+            prompts = [str(c) for c in condition]
+        if len(prompts) != n:
+            raise GenloopError(f"condition must be one prompt or {n} prompts (got {len(prompts)})")
+        if seeds is not None and len(seeds) != n:
+            raise GenloopError(f"seeds must hold one seed per text: {n} texts, {len(seeds)} seeds")
+        encoded = [[self.tokenizer.eos_id, *self.tokenizer.encode(p)] for p in prompts]
+        texts: list[str] = [""] * n
+        by_length: dict[int, list[int]] = {}
+        for i, ids in enumerate(encoded):
+            by_length.setdefault(len(ids), []).append(i)
+        if seeds is None and len(by_length) > 1:
+            raise GenloopError("prompts of different lengths need `seeds` (one per prompt) to batch")
+        for rows in by_length.values():
+            start = torch.tensor([encoded[i] for i in rows], dtype=torch.long)  # (b, T0)
+            row_seeds = None if seeds is None else [seeds[i] for i in rows]
+            for i, ids in zip(
+                rows, self.generate_ids(start, seed=seed, seeds=row_seeds, **params), strict=True
+            ):
+                texts[i] = cut_at_stop(self.tokenizer.decode(ids), sampling.stop)
+        return texts
 
     # -- files --------------------------------------------------------------------------------------
 

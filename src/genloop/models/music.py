@@ -17,6 +17,7 @@ condition token and an unconditional model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from genloop.errors import GenloopError
 from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.music_tokens import MusicTokenizer, MusicTokenizerConfig
 from genloop.models.registry import register_model
+from genloop.models.seeds import categorical, generators
 from genloop.storage import atomic_write_bytes
 
 CONFIG_FILE = "config.json"
@@ -210,13 +212,21 @@ class MusicTransformer(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, n: int, condition: torch.Tensor | None = None, *, seed: int, **params: Any
+        self,
+        n: int,
+        condition: torch.Tensor | None = None,
+        *,
+        seed: int,
+        seeds: Sequence[int] | None = None,
+        **params: Any,
     ) -> torch.Tensor:
         """`n` event sequences (n, L) of token ids: BOS, events, EOS, then PAD.
 
         `condition` holds n class indices (None cycles through the classes). The same seed
         gives the same sequences. `max_tokens` (default 512) bounds the events, `temperature`
         (default 1.0) divides the logits, `top_k` (default none) keeps the k likeliest events.
+        `seeds` (one per sequence) makes row i exactly `sample(1, …, seed=seeds[i])` (row i then
+        ends with PAD only up to its own EOS; trim with the tokenizer's decode).
         """
         unknown = sorted(set(params) - set(SAMPLING_PARAMS))
         if unknown:
@@ -233,7 +243,7 @@ class MusicTransformer(nn.Module):
                 f"(got {max_tokens}, {temperature}, {top_k})"
             )
         device = self.token_embedding.weight.device
-        generator = torch.Generator().manual_seed(seed)  # CPU draws: the same music on every device
+        generator = generators(n, seed, seeds)  # CPU draws: the same music on every device
         cond = self.condition_token(self._condition(n, condition)).to(device)  # (n,)
         events = torch.full((n, 1), self.tokenizer.bos_id, dtype=torch.long, device=device)  # (n, 1)
         finished = torch.zeros(n, dtype=torch.bool, device=device)
@@ -252,7 +262,7 @@ class MusicTransformer(nn.Module):
                 kth = torch.topk(logits, min(int(top_k), logits.shape[1])).values[:, -1:]  # (n, 1)
                 logits[logits < kth] = -torch.inf
             probs = torch.softmax(logits, dim=1).cpu()
-            following = torch.multinomial(probs, 1, generator=generator).to(device)  # (n, 1)
+            following = categorical(probs, generator).to(device)  # (n, 1)
             following[finished] = self.tokenizer.pad_id
             events = torch.cat([events, following], dim=1)
             finished |= following[:, 0] == self.tokenizer.eos_id
@@ -261,10 +271,17 @@ class MusicTransformer(nn.Module):
         return events.cpu()
 
     def generate_midi(
-        self, n: int, condition: torch.Tensor | None = None, *, seed: int, **params: Any
+        self,
+        n: int,
+        condition: torch.Tensor | None = None,
+        *,
+        seed: int,
+        seeds: Sequence[int] | None = None,
+        **params: Any,
     ) -> list[bytes]:
         """`n` Standard MIDI Files sampled as in `sample` (same seed, same bytes)."""
-        return [self.tokenizer.decode(row.tolist()) for row in self.sample(n, condition, seed=seed, **params)]
+        rows = self.sample(n, condition, seed=seed, seeds=seeds, **params)
+        return [self.tokenizer.decode(row.tolist()) for row in rows]
 
     def _condition(self, n: int, condition: torch.Tensor | None) -> torch.Tensor:
         if condition is None:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import torch
 
 from genloop.errors import GenloopError
+from genloop.models.seeds import categorical
 
 SAMPLING_PARAMS = ("temperature", "top_k", "top_p", "repetition_penalty", "max_tokens", "stop")
 
@@ -96,11 +97,16 @@ def process_logits(logits: torch.Tensor, seen: torch.Tensor, params: SamplingPar
     return logits
 
 
-def choose_tokens(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> torch.Tensor:
+Generators = torch.Generator | Sequence[torch.Generator]
+"""One generator for the batch, or one per row (a row's draws then never depend on its batch)."""
+
+
+def choose_tokens(logits: torch.Tensor, params: SamplingParams, generator: Generators) -> torch.Tensor:
     """Processed logits (B, V) on the CPU → token ids (B,): argmax at temperature 0, else a draw."""
     if params.temperature == 0:
         return logits.argmax(-1)
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+    gens = generator if isinstance(generator, torch.Generator) else list(generator)
+    return categorical(logits.softmax(-1), gens).squeeze(1)
 
 
 class TokenModel(Protocol):
@@ -119,7 +125,7 @@ def generate_ids(
     prompts: torch.Tensor,
     params: SamplingParams,
     *,
-    generator: torch.Generator,
+    generator: Generators,
     eos_id: int,
     decode: Callable[[Sequence[int]], str],
     use_cache: bool = True,

@@ -48,6 +48,7 @@ the decoder mirrors it exactly (output_padding restores odd sizes, e.g. 7 → 14
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -62,6 +63,7 @@ from genloop.models.captions import LANGUAGES, class_captions, default_caption
 from genloop.models.conditions import class_indices
 from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.registry import register_model
+from genloop.models.seeds import generators, standard_normal
 from genloop.models.text_encoders import ENCODER_DIMS, text_encoder
 
 CONFIG_FILE = "config.json"
@@ -323,14 +325,17 @@ class ConditionalVAE(nn.Module):
         return -(recon + kl)
 
     @torch.no_grad()
-    def sample(self, n: int, condition: Any = None, *, seed: int, **params: Any) -> torch.Tensor:
+    def sample(
+        self, n: int, condition: Any = None, *, seed: int, seeds: Sequence[int] | None = None, **params: Any
+    ) -> torch.Tensor:
         """`n` images (n, C, H, W) in [0, 1]: the likelihood's means sigmoid(logits).
 
         `condition` holds n class indices (positions in `classes`, or 1 for all); None
         cycles through the classes. A text model also takes a prompt string, a list of n
         prompts, or (n, D) text embeddings; a class index means its caption ("the digit
         seven"). The same seed (and condition) gives the same images. `temperature` scales the
-        prior's standard deviation (default 1.0; lower: more typical, less varied).
+        prior's standard deviation (default 1.0; lower: more typical, less varied). `seeds` (one
+        per image) makes image i exactly `sample(1, …, seed=seeds[i])` (see models/seeds.py).
         """
         unknown = sorted(set(params) - set(SAMPLING_PARAMS))
         if unknown:
@@ -339,8 +344,8 @@ class ConditionalVAE(nn.Module):
                 hint=f"known: {', '.join(SAMPLING_PARAMS)}",
             )
         labels = self._condition(n, condition)  # (n,) class indices or (n, D) embeddings
-        generator = torch.Generator().manual_seed(seed)  # CPU noise: same images on every device
-        eps = torch.randn(n, self.config.latent_dim, generator=generator)  # (n, Z)
+        generator = generators(n, seed, seeds)  # CPU noise: same images on every device
+        eps = standard_normal((n, self.config.latent_dim), generator)  # (n, Z)
         labels = labels.to(self.from_latent.weight.device)
         prior_mu, prior_logvar = self.prior(labels)
         # z ~ p(z | y): z = m_y + s_y · temperature · eps

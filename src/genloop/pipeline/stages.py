@@ -203,18 +203,16 @@ def _evaluate(ctx: StageContext, upstream: dict[str, Outputs]) -> StageResult:
 def _generate(ctx: StageContext, upstream: dict[str, Outputs]) -> StageResult:
     from genloop.generate.engine import GenerationRequest, generate
 
-    cfg = ctx.config.generate
-    request = GenerationRequest(
-        model=upstream["train"]["model_version"],
-        per_class=cfg.per_class,
-        seed=cfg.seed,
-        producer=cfg.producer,
-    )
-    items = generate(ctx.workspace, ctx.catalog, request)
+    config = ctx.config
+    request = GenerationRequest.from_config(config.generate, model=upstream["train"]["model_version"])
+    report = generate(ctx.workspace, ctx.catalog, request, config=config)
     folder = ctx.workspace.path("content")
+    review = sum(item.status == "review" for item in report.items)
+    details = [f"{review:,} wait for review: genloop review ls"] if review else []
     return StageResult(
-        {"content": [item.id for item in items]},
-        f"{len(items):,} images with the AI-generated label → {folder}",
+        {"content": [item.id for item in report.items]},
+        f"{len(report):,} {report.plan.modality} items with the AI-generated label → {folder}",
+        details,
     )
 
 
@@ -226,12 +224,15 @@ def _content_exists(ctx: StageContext, outputs: Outputs) -> bool:
 
 
 def _publish(ctx: StageContext, upstream: dict[str, Outputs]) -> StageResult:
-    from genloop.publish import publish_items
+    from genloop.publish import publish_content
 
     channel = ctx.config.publish.channel
-    publications = publish_items(ctx.catalog, upstream["generate"]["content"], channel)
+    outcome = publish_content(ctx.catalog, upstream["generate"]["content"], channel)
+    details = [f"{len(outcome.held):,} held back (review or rejected)"] if outcome.held else []
     return StageResult(
-        {"publications": publications}, f"{len(publications):,} items on the {channel} channel"
+        {"publications": outcome.publications},
+        f"{len(outcome.publications):,} items on the {channel} channel",
+        details,
     )
 
 
@@ -302,7 +303,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "generate",
-        "labelled images per class",
+        "labelled content (images per class, texts, music)",
         _section("generate", ("train", "model_version")),
         _generate,
         _content_exists,

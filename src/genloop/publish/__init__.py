@@ -1,14 +1,46 @@
-"""Publishing content items on channels."""
+"""Publishing content items on channels.
+
+Only publishable items go out: `ready` (passed every check) and `approved` (a reviewer
+said yes). Items in `review` or `rejected` are skipped here and refused by the channels.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
 
 from genloop.catalog import Catalog
+from genloop.catalog.models import ContentItem
+from genloop.generate.review import PUBLISHABLE
 from genloop.publish.channels.registry import get_channel
 
 
-def publish_items(catalog: Catalog, content_item_ids: Iterable[str], channel: str = "gallery") -> list[str]:
-    """Publish each item on `channel` (idempotent); return the publication ids."""
+@dataclass(frozen=True)
+class PublishOutcome:
+    publications: list[str]
+    held: dict[str, str] = field(default_factory=dict)
+    """Items not published, by id → their status (review, rejected)."""
+
+
+def publish_content(
+    catalog: Catalog, content_item_ids: Iterable[str], channel: str = "gallery"
+) -> PublishOutcome:
+    """Publish each publishable item on `channel` (idempotent); hold back the others."""
     target = get_channel(channel)
-    return [target.publish(catalog, item_id) for item_id in content_item_ids]
+    ids = list(content_item_ids)
+    with catalog.session() as session:
+        statuses: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            query = select(ContentItem.id, ContentItem.status).where(ContentItem.id.in_(chunk))
+            statuses.update((item_id, status) for item_id, status in session.execute(query))
+    held = {i: statuses[i] for i in ids if i in statuses and statuses[i] not in PUBLISHABLE}
+    publications = [target.publish(catalog, item_id) for item_id in ids if item_id not in held]
+    return PublishOutcome(publications, held)
+
+
+def publish_items(catalog: Catalog, content_item_ids: Iterable[str], channel: str = "gallery") -> list[str]:
+    """Publish each publishable item on `channel` (idempotent); return the publication ids."""
+    return publish_content(catalog, content_item_ids, channel).publications
