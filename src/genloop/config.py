@@ -323,6 +323,26 @@ class ChannelPolicy(Section):
     safety: dict[Literal["image", "text", "music"], list[str | ProcessorSpec]] | None = None
     review: Literal["on-fail", "always"] = "on-fail"
     """`on-fail`: items that fail a safety check wait for review; `always`: every item does."""
+    kind: Literal["gallery", "folder", "webhook", "feed"] | None = None
+    """How publishing delivers (None: the channel's name when it is a kind, else gallery).
+    gallery: the console's public pages; folder: files + sidecar JSON under `path`; webhook:
+    an HMAC-signed POST to `url`; feed: JSON Feed and RSS at /feeds/NAME.json|.rss."""
+    path: str | None = None
+    """folder: where files and their sidecars go (relative to the workspace root)."""
+    url: str | None = None
+    """webhook: where to POST."""
+    secret_env: str | None = None
+    """webhook: the environment variable holding the HMAC secret (never the secret itself)."""
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    """webhook: deliveries failing this often go to the dead-letter list (replayable)."""
+    timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    propagator: str | None = None
+    """GB 45438 `ContentPropagator` written into published copies (default: [generate].producer)."""
+
+    def channel_kind(self, name: str) -> str:
+        if self.kind is not None:
+            return self.kind
+        return name if name in ("gallery", "folder", "webhook", "feed") else "gallery"
 
     @field_validator("postprocess", "safety")
     @classmethod

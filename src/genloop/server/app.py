@@ -21,10 +21,30 @@ from fastapi.templating import Jinja2Templates
 
 from genloop import __version__
 from genloop.catalog import open_catalog
-from genloop.server.api import analytics, content, feedback, health, lineage
+from genloop.server import metrics
+from genloop.server.api import (
+    analytics,
+    annotations,
+    content,
+    datasets,
+    exports,
+    feedback,
+    feeds,
+    generations,
+    health,
+    jobs,
+    keys,
+    lineage,
+    models,
+    publications,
+    review,
+    runs,
+    textgen,
+)
 from genloop.server.errors import install_error_handlers
+from genloop.server.logs import install_logging
 from genloop.server.middleware import SecurityHeadersMiddleware
-from genloop.server.web import docs, pages
+from genloop.server.web import console, docs, login, pages
 from genloop.server.web.filters import register_filters
 from genloop.workspace import Workspace
 
@@ -54,8 +74,35 @@ def create_app(workspace: Workspace) -> FastAPI:
     app.state.catalog = open_catalog(workspace.database_url)
     app.state.templates = create_templates()
     app.add_middleware(SecurityHeadersMiddleware)
+    install_logging(app)
     install_error_handlers(app)
-    for module in (health, content, feedback, analytics, lineage, pages, docs):
+    routers = (
+        # JSON API, one router per domain (/api/v1/...)
+        health,
+        keys,
+        datasets,
+        runs,
+        models,
+        jobs,
+        generations,
+        review,
+        annotations,
+        content,
+        publications,
+        feeds,
+        feedback,
+        exports,
+        analytics,
+        lineage,
+        textgen,
+        metrics,
+        # the web console
+        login,
+        console,
+        pages,
+        docs,
+    )
+    for module in routers:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     return app

@@ -1,0 +1,7 @@
+"""(being written: issue #7 [serve])."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
