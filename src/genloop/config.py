@@ -313,8 +313,9 @@ def _default_postprocess() -> dict[Literal["image", "text", "music"], list[Proce
 class ChannelPolicy(Section):
     """`[channels.NAME]`: what generation for a channel does after sampling.
 
-    Post-processing chains per modality, the safety checks (None: the modality's defaults,
-    [] to run none) and when a person must review before anything is published.
+    Post-processing chains per modality, the safety checks per modality (a modality left out
+    runs its default checks; `[]` runs none) and when a person must review before anything
+    is published.
     """
 
     postprocess: dict[Literal["image", "text", "music"], list[ProcessorSpec]] = Field(

@@ -58,7 +58,8 @@ class ChannelPlan:
         label_context: LabelContext,
     ) -> ChannelPlan:
         policy = config.channel_policy(channel)
-        safety = None if policy.safety is None else policy.safety.get(modality, [])  # type: ignore[call-overload]
+        # a modality the policy does not name gets its default checks; `[]` runs none
+        safety = None if policy.safety is None else policy.safety.get(modality)  # type: ignore[call-overload]
         return cls(
             channel=channel,
             modality=modality,
