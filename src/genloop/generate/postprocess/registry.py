@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from genloop.errors import GenloopError
 from genloop.generate.artifact import Artifact
+from genloop.generate.step_registry import StepRegistry
 
 BUILTIN_MODULES = (
     "genloop.generate.postprocess.images",
@@ -41,56 +41,12 @@ class Processor(Protocol):
 
 
 ProcessorFactory = Callable[..., Processor]
-_PROCESSORS: dict[str, ProcessorFactory] = {}
-
-
-def register_processor(name: str) -> Callable[[ProcessorFactory], ProcessorFactory]:
-    def decorate(factory: ProcessorFactory) -> ProcessorFactory:
-        _PROCESSORS[name] = factory
-        return factory
-
-    return decorate
-
-
-def _load_builtins() -> None:
-    import importlib
-
-    for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a real missing dependency, not an absent built-in module
-                raise
-
-
-def available_processors() -> list[str]:
-    _load_builtins()
-    return sorted(_PROCESSORS)
-
-
-def build_processor(spec: str | Mapping[str, Any], modality: str) -> Processor:
-    """One processor from `"name"` or `{name = ..., **params}`; clear errors for typos."""
-    _load_builtins()
-    params = {"name": spec} if isinstance(spec, str) else dict(spec)
-    name = str(params.pop("name"))
-    if name not in _PROCESSORS:
-        raise GenloopError(
-            f"unknown post-processor {name!r}",
-            hint=f"available: {', '.join(available_processors())}",
-        )
-    try:
-        processor = _PROCESSORS[name](**params)
-    except TypeError as exc:
-        raise GenloopError(f"post-processor {name!r}: bad parameters {params!r}: {exc}") from None
-    except ValueError as exc:
-        raise GenloopError(f"post-processor {name!r}: {exc}") from None
-    if modality not in processor.modalities:
-        takes = ", ".join(sorted(processor.modalities))
-        raise GenloopError(
-            f"post-processor {name!r} does not take {modality} (it takes {takes})",
-            hint="move it to the chain of a modality it takes in [channels.*].postprocess",
-        )
-    return processor
+PROCESSORS: StepRegistry[Processor] = StepRegistry(
+    "post-processor", builtin_modules=BUILTIN_MODULES, where="postprocess"
+)
+register_processor = PROCESSORS.register
+available_processors = PROCESSORS.available
+build_processor = PROCESSORS.build
 
 
 def build_chain(specs: Sequence[str | Mapping[str, Any]], modality: str) -> list[Processor]:

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from genloop.catalog import Catalog
-from genloop.errors import GenloopError
 from genloop.generate.artifact import Artifact
+from genloop.generate.step_registry import StepRegistry
 from genloop.workspace import Workspace
 
 BUILTIN_MODULES = (
@@ -65,57 +65,17 @@ class SafetyCheck(Protocol):
 
 
 CheckFactory = Callable[..., SafetyCheck]
-_CHECKS: dict[str, CheckFactory] = {}
-
-
-def register_check(name: str) -> Callable[[CheckFactory], CheckFactory]:
-    def decorate(factory: CheckFactory) -> CheckFactory:
-        _CHECKS[name] = factory
-        return factory
-
-    return decorate
-
-
-def _load_builtins() -> None:
-    import importlib
-
-    for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
-def available_checks() -> list[str]:
-    _load_builtins()
-    return sorted(_CHECKS)
-
-
-def build_check(spec: str | Mapping[str, Any], modality: str) -> SafetyCheck:
-    _load_builtins()
-    params = {"name": spec} if isinstance(spec, str) else dict(spec)
-    name = str(params.pop("name"))
-    if name not in _CHECKS:
-        raise GenloopError(
-            f"unknown safety check {name!r}", hint=f"available: {', '.join(available_checks())}"
-        )
-    try:
-        check = _CHECKS[name](**params)
-    except TypeError as exc:
-        raise GenloopError(f"safety check {name!r}: bad parameters {params!r}: {exc}") from None
-    except ValueError as exc:
-        raise GenloopError(f"safety check {name!r}: {exc}") from None
-    if modality not in check.modalities:
-        raise GenloopError(
-            f"safety check {name!r} does not take {modality} (it takes {', '.join(sorted(check.modalities))})"
-        )
-    return check
+CHECKS: StepRegistry[SafetyCheck] = StepRegistry(
+    "safety check", builtin_modules=BUILTIN_MODULES, where="safety"
+)
+register_check = CHECKS.register
+available_checks = CHECKS.available
+build_check = CHECKS.build
 
 
 def build_checks(specs: Sequence[str | Mapping[str, Any]] | None, modality: str) -> list[SafetyCheck]:
     """The configured checks, or the modality's defaults when `specs` is None."""
-    _load_builtins()
+    CHECKS.available()  # loads the built-in modules, which extend DEFAULT_CHECKS
     chosen = DEFAULT_CHECKS.get(modality, []) if specs is None else specs
     return [build_check(spec, modality) for spec in chosen]
 
