@@ -15,6 +15,7 @@ from genloop.catalog.models import (
     ContentItem,
     DatasetVersion,
     Evaluation,
+    FeedbackEvent,
     ModelAlias,
     ModelVersion,
     Publication,
@@ -132,3 +133,33 @@ def test_whole_loop_then_improve_then_lineage(workspace: Workspace) -> None:
     found = lineage_for_content(catalog, content[0])
     assert found["model_version"]["id"] == model_id
     assert licenses_in(found) == ["CC-BY-SA-3.0"]
+
+    # A simulated audience that likes sevens — as recognised by its own eyes (the workspace's
+    # classifier), from the pixels of the published files — reacts through the HTTP API.
+    before = _count(catalog, FeedbackEvent)
+    simulated = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "-p",
+            "likes-class:7",
+            "--viewers",
+            "6",
+            "--attention",
+            "100",
+            "-w",
+            str(workspace.root),
+        ],
+    )
+    assert simulated.exit_code == 0, simulated.output
+    assert "likes-class:7:" in simulated.output and "looks by 6 viewers" in simulated.output
+    with catalog.session() as s:
+        rows = s.execute(
+            select(ContentItem.condition, FeedbackEvent.kind)
+            .join(Publication, Publication.id == FeedbackEvent.publication_id)
+            .join(ContentItem, ContentItem.id == Publication.content_item_id)
+            .where(FeedbackEvent.id > before)
+        ).all()
+    likes = [condition["label"] for condition, kind in rows if kind == "like"]
+    assert len(rows) == _count(catalog, FeedbackEvent) - before > 0
+    assert likes.count("7") > len(likes) / 5  # one class of ten gets far more than its share

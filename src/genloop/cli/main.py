@@ -30,6 +30,7 @@ VERB_MODULES = (
     "keys_cmd",
     "worker_cmd",
     "publish_cmd",
+    "simulate_cmd",
     "feedback_cmd",
     "improve_cmd",
     "lineage_cmd",

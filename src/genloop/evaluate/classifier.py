@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
@@ -215,3 +218,37 @@ def _train(dataset: DatasetHandle, settings: dict[str, Any]) -> Classifier:
         "test_accuracy": accuracy(model, test_x, test_y),
     }
     return Classifier(model.eval(), config)
+
+
+def latest_cached_classifier(workspace: Workspace) -> Classifier | None:
+    """The most recently trained cached classifier of the workspace (any dataset), or None."""
+    root = workspace.path("cache", "classifiers")
+    candidates = sorted(root.glob("*/config.json"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for config_file in candidates:
+        try:
+            settings = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        keys = ("dataset_id", "classes", "image_size", "channels", "epochs", "seed", "recipe")
+        loaded = _load(config_file.parent, {key: settings.get(key) for key in keys})
+        if loaded is not None:
+            return loaded
+    return None
+
+
+def image_recogniser(classifier: Classifier) -> Callable[[Image.Image], dict[str, float]]:
+    """An image → class probabilities, as the classifier sees it (resized to its input size)."""
+    size, channels = int(classifier.config["image_size"]), int(classifier.config["channels"])
+    classes = [str(name) for name in classifier.config["classes"]]
+
+    @torch.no_grad()
+    def recognise(image: Image.Image) -> dict[str, float]:
+        converted = image.convert("L" if channels == 1 else "RGB").resize(
+            (size, size), Image.Resampling.LANCZOS
+        )
+        array = np.asarray(converted, dtype=np.float32) / 255.0
+        tensor = torch.from_numpy(array).reshape(size, size, channels).permute(2, 0, 1).unsqueeze(0)
+        probabilities = torch.softmax(classifier.model(tensor), dim=1)[0]
+        return {name: float(p) for name, p in zip(classes, probabilities, strict=True)}
+
+    return recognise
