@@ -92,6 +92,14 @@ def test_whole_loop_then_improve_then_lineage(workspace: Workspace) -> None:
     signature = parse_reserved_code(label["ReservedCode1"])  # signed: model, key id, content hash
     assert signature is not None and signature.model == model_id
 
+    # The published copy carries the propagator fields (GB 45438), and its signature still holds.
+    with catalog.session() as s:
+        publication = s.scalars(select(Publication).where(Publication.content_item_id == content[0])).one()
+        assert publication.path is not None
+        published = read_implicit_label(workspace.artifact(publication.path))
+    assert published is not None and published["PropagateID"] == publication.id
+    assert published["ContentPropagator"] and published["ReservedCode1"] == label["ReservedCode1"]
+
     # Re-running changes nothing.
     again = run_pipeline(workspace, catalog)
     assert {r.status for r in again} == {"cached"}

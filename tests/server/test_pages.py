@@ -83,3 +83,68 @@ def test_static_assets_are_served_locally(client: TestClient) -> None:
         assert response.status_code == 200
         assert "http://" not in response.text
         assert "https://" not in response.text
+
+
+def _add_item(seeded: SeededCatalog, content_id: str, modality: str, files: dict[str, bytes]) -> str:
+    """A published item of `modality` whose files (by extension) lie in .genloop/content/."""
+    from genloop.catalog.models import ContentItem, Publication
+
+    first = next(iter(files))
+    for extension, data in files.items():
+        seeded.workspace.path("content", content_id[:2], f"{content_id}{extension}").write_bytes(data)
+    with seeded.catalog.session() as session:
+        session.add(
+            ContentItem(
+                id=content_id,
+                model_version_id="digits-v2",
+                modality=modality,
+                path=str(seeded.workspace.path("content", content_id[:2], f"{content_id}{first}")),
+                condition={"prompt": "春天"},
+                seed=0,
+                params={},
+                labels={},
+                status="published",
+            )
+        )
+        session.flush()
+        session.add(Publication(id=f"pub-{content_id[:6]}", content_item_id=content_id, channel="gallery"))
+    return f"pub-{content_id[:6]}"
+
+
+def test_gallery_per_modality(client: TestClient, seeded: SeededCatalog) -> None:
+    poem = "春眠不觉晓，处处闻啼鸟。<script>"
+    text_pub = _add_item(seeded, "a" * 32, "text", {".txt": poem.encode("utf-8")})
+    music_pub = _add_item(
+        seeded, "b" * 32, "music", {".mid": b"MThd\x00\x00\x00\x06", ".wav": b"RIFF0000WAVE"}
+    )
+
+    text_page = html(client, "/gallery?modality=text")
+    assert "春眠不觉晓，处处闻啼鸟。&lt;script&gt;" in text_page  # escaped, Chinese intact
+    assert f'data-edit-publication="{text_pub}"' in text_page
+    assert 'data-publication="pub-00"' not in text_page  # images are not text
+
+    music_page = html(client, "/gallery?modality=music")
+    assert f'data-publication="{music_pub}"' in music_page
+    assert f'<audio controls preload="none" src="/media/{"b" * 32}.wav">' in music_page
+    assert f'href="/media/{"b" * 32}.mid"' in music_page
+    wav = client.get(f"/media/{'b' * 32}.wav")
+    assert (wav.status_code, wav.headers["content-type"], wav.content) == (200, "audio/wav", b"RIFF0000WAVE")
+    assert client.get(f"/media/{'b' * 32}.mid").headers["content-type"] == "audio/midi"
+
+    everything = html(client, "/")
+    assert poem[:5] in everything and f"/media/{'b' * 32}.wav" in everything
+    assert client.get("/gallery?modality=video").status_code == 422
+
+
+def test_media_route_serves_only_catalogued_files(client: TestClient, seeded: SeededCatalog) -> None:
+    _add_item(seeded, "c" * 32, "text", {".txt": "只有文字".encode()})
+    assert client.get(f"/media/{'c' * 32}.wav").status_code == 404  # no rendered audio next to it
+    assert client.get(f"/media/{'c' * 32}.txt").status_code == 422  # only wav and mid
+    assert client.get("/media/..%2F..%2Fgenloop.toml.wav").status_code == 404
+    assert client.get(f"/media/{seeded.content_ids[0]}.mid").status_code == 404
+
+
+def test_content_page_of_a_text_item(client: TestClient, seeded: SeededCatalog) -> None:
+    _add_item(seeded, "d" * 32, "text", {".txt": "夜来风雨声".encode()})
+    page = html(client, f"/content/{'d' * 32}")
+    assert "夜来风雨声" in page and "Lineage" in page

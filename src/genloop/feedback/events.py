@@ -1,16 +1,20 @@
-"""Feedback events: one reaction (like, dislike, ...) of one pseudonymous viewer to one publication.
+"""Feedback events: one reaction of one pseudonymous viewer to one publication.
 
-Events are append-only rows in the catalog. A client that retries a request sends
-the same `idempotency_key`, and gets the event it already created instead of a
-second row: the key is unique in the table, so two concurrent requests with one key
-cannot both insert (the loser of the race reads the winner's row).
+Events are append-only rows in the catalog. What an event may be (kinds, value, text)
+is checked in `kinds.py`; repeats of the same reaction are folded in `dedup.py`.
+
+A client that retries a request sends the same `idempotency_key`, and gets the event
+it already created instead of a second row: the key is unique in the table, so two
+concurrent requests with one key cannot both insert (the loser of the race reads the
+winner's row). Events without a client key get a derived key from `dedup.py`, so the
+same race is settled the same way for repeated impressions, clicks and reactions.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -19,12 +23,23 @@ from sqlalchemy.orm import Session
 from genloop.catalog import Catalog
 from genloop.catalog.models import FeedbackEvent, Publication
 from genloop.errors import GenloopError, NotFoundError
+from genloop.feedback.dedup import decide
+from genloop.feedback.kinds import (
+    FEEDBACK_KINDS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_VIEWER_ID_CHARS,
+    validate_event,
+)
 
-FEEDBACK_KINDS: tuple[str, ...] = ("like", "dislike")
-"""Kinds of feedback the catalog accepts; the serve issue adds impression, click, rating, ..."""
-
-MAX_VIEWER_ID_CHARS = 64
-MAX_IDEMPOTENCY_KEY_CHARS = 128
+__all__ = [
+    "FEEDBACK_KINDS",
+    "MAX_IDEMPOTENCY_KEY_CHARS",
+    "MAX_VIEWER_ID_CHARS",
+    "FeedbackEventInfo",
+    "IdempotencyConflictError",
+    "as_utc",
+    "record_feedback",
+]
 
 
 class IdempotencyConflictError(GenloopError):
@@ -41,7 +56,9 @@ class FeedbackEventInfo:
     idempotency_key: str | None
     created_at: datetime
     replayed: bool
-    """True when the idempotency key had been seen: this is the event stored earlier."""
+    """True when this repeats a stored event (same key, or a de-duplicated repeat): that event."""
+    text: str | None = None
+    meta: dict[str, Any] | None = None
 
 
 def record_feedback(
@@ -52,9 +69,18 @@ def record_feedback(
     viewer_id: str,
     idempotency_key: str | None = None,
     value: float | None = None,
+    text: str | None = None,
+    meta: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> FeedbackEventInfo:
-    """Store one feedback event; a repeated `idempotency_key` returns the stored event."""
-    _validate(kind=kind, viewer_id=viewer_id, idempotency_key=idempotency_key, value=value)
+    """Store one feedback event, or return the stored one it repeats (`replayed=True`).
+
+    `at` backdates the event (simulations, backfills); the default is now (UTC).
+    """
+    validate_event(
+        kind=kind, viewer_id=viewer_id, idempotency_key=idempotency_key, value=value, text=text, meta=meta
+    )
+    moment = (at or datetime.now(UTC)).astimezone(UTC)
     with catalog.session() as session:
         if session.get(Publication, publication_id) is None:
             raise NotFoundError(
@@ -65,6 +91,12 @@ def record_feedback(
             existing = _find_by_key(session, idempotency_key)
             if existing is not None:
                 return _replay(existing, publication_id=publication_id, kind=kind, viewer_id=viewer_id)
+        decision = decide(
+            session, publication_id=publication_id, kind=kind, viewer_id=viewer_id, value=value, at=moment
+        )
+        if decision.duplicate_of is not None:
+            return _info(decision.duplicate_of, replayed=True)
+    key = idempotency_key or decision.derived_key
     try:
         with catalog.session() as session:
             event = FeedbackEvent(
@@ -72,7 +104,10 @@ def record_feedback(
                 kind=kind,
                 value=value,
                 viewer_id=viewer_id,
-                idempotency_key=idempotency_key,
+                idempotency_key=key,
+                created_at=moment,
+                text=text,
+                meta=meta,
             )
             session.add(event)
             session.flush()
@@ -81,29 +116,13 @@ def record_feedback(
         # Another request inserted the same key between our lookup and our insert
         # (the unique constraint caught it; the failed transaction is rolled back).
         # A fresh session reads the winner's row on SQLite and PostgreSQL alike.
-        if idempotency_key is None:
+        if key is None:
             raise
         with catalog.session() as session:
-            existing = _find_by_key(session, idempotency_key)
+            existing = _find_by_key(session, key)
             if existing is None:
                 raise
             return _replay(existing, publication_id=publication_id, kind=kind, viewer_id=viewer_id)
-
-
-def _validate(*, kind: str, viewer_id: str, idempotency_key: str | None, value: float | None) -> None:
-    if kind not in FEEDBACK_KINDS:
-        raise GenloopError(
-            f"unknown feedback kind {kind!r}",
-            hint=f"allowed kinds: {', '.join(FEEDBACK_KINDS)}",
-        )
-    if not viewer_id or len(viewer_id) > MAX_VIEWER_ID_CHARS:
-        raise GenloopError(f"viewer id must be 1-{MAX_VIEWER_ID_CHARS} characters (got {len(viewer_id)})")
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_CHARS:
-        raise GenloopError(
-            f"idempotency key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters (got {len(idempotency_key)})"
-        )
-    if value is not None and not math.isfinite(value):
-        raise GenloopError(f"feedback value must be a finite number (got {value!r})")
 
 
 def _find_by_key(session: Session, idempotency_key: str) -> FeedbackEvent | None:
@@ -137,4 +156,6 @@ def _info(event: FeedbackEvent, *, replayed: bool) -> FeedbackEventInfo:
         idempotency_key=event.idempotency_key,
         created_at=as_utc(event.created_at),
         replayed=replayed,
+        text=event.text,
+        meta=event.meta,
     )

@@ -1,24 +1,47 @@
-"""Feedback → training data: the liked items of a model, as a dataset version.
+"""Feedback → training data: a model's published items and their reactions, as dataset versions.
 
-An item is *liked* when its likes outnumber its dislikes (across all its
-publications). Each liked item becomes a record (its PNG, its class), with
-lineage to the content item, publication and events in the record's `meta` and
-the manifest's `feedback` block. The license records what the content derives from.
+Two views of the same events (FeedbackEvent → Publication → ContentItem):
+
+* `liked_items` / `build_feedback_dataset`: items whose likes outnumber their dislikes
+  (the plain `genloop improve` fine-tune).
+* `collect_preferences` / `preference_dataset`: every reaction, weighted
+
+      score(item) = Σ_events base(kind) · 0.5 ^ (age_days / half_life_days)
+      base: like +1, dislike −1, rating r → (r − 3)/2, click +0.2, flag −2, edit −0.5,
+            impression and comment 0
+
+  → positives (score > 0), negatives (score < 0), pairs (same condition, chosen scored
+  above rejected), edits (the corrected text as gold); items already in the model's
+  training data (exact pixels / exact text) and items failing the generate stage's
+  safety checks are left out and counted. The dataset's manifest lists the event ids.
+
+Each record keeps lineage to its content item and events in its `meta`; the license
+records what the content derives from.
 """
 
 from __future__ import annotations
 
+import io
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from sqlalchemy import case, func, select
 
 from genloop.catalog import Catalog
 from genloop.catalog.lineage import licenses_in, lineage_for_content
-from genloop.catalog.models import ContentItem, FeedbackEvent, ModelVersion, Publication
-from genloop.data.datasets import DatasetHandle, write_dataset_version
+from genloop.catalog.models import ContentItem, FeedbackEvent, ModelVersion, Publication, RunDataset
+from genloop.data.datasets import DatasetHandle, open_dataset_version, write_dataset_version
 from genloop.data.record import Record
+from genloop.errors import DataError
+from genloop.generate.artifact import Artifact
+from genloop.generate.safety.registry import SafetyCheck, SafetyContext, build_checks, run_checks
+from genloop.storage import sha256_hex
 from genloop.workspace import Workspace
 
 
@@ -107,3 +130,370 @@ def _record(workspace: Workspace, item: LikedItem, license_text: str) -> Record:
             "path": workspace.relative(item.path),
         },
     )
+
+
+# ---- preferences: every reaction, weighted, paired, de-duplicated, safety-filtered ---------------
+
+EVENT_WEIGHTS: dict[str, float] = {"like": 1.0, "dislike": -1.0, "click": 0.2, "flag": -2.0, "edit": -0.5}
+"""Each event's signed contribution to its item's score; a rating r ∈ 1..5 adds (r − 3)/2.
+`impression` and `comment` add 0 (they are counted, not scored). An `edit` says the item
+needed fixing (−0.5 to the original) and its corrected text becomes a gold example."""
+HALF_LIFE_DAYS = 14.0
+
+
+def event_weight(kind: str, value: float | None, age_days: float, half_life_days: float) -> float:
+    """w(e) = base(kind, value) · 0.5 ^ (age_days / half_life_days); see EVENT_WEIGHTS."""
+    base = (
+        (float(value) - 3.0) / 2.0 if kind == "rating" and value is not None else EVENT_WEIGHTS.get(kind, 0.0)
+    )
+    return base * 0.5 ** (max(age_days, 0.0) / half_life_days)
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    """One content item and its feedback: score = Σ event weights (see `event_weight`)."""
+
+    content_id: str
+    model_version_id: str
+    modality: str
+    condition: dict[str, Any]
+    label: str | None
+    path: Path
+    score: float
+    event_ids: tuple[int, ...]
+    counts: dict[str, int]
+
+    @property
+    def prompt(self) -> str:
+        """The condition as a prompt: its text prompt, else its class label, else its JSON."""
+        value = self.condition.get("prompt") or self.label
+        return str(value) if value is not None else json.dumps(self.condition, sort_keys=True)
+
+    @property
+    def condition_key(self) -> str:
+        return json.dumps(self.condition, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Same condition, different reactions: `chosen` scored higher than `rejected`."""
+
+    prompt: str
+    chosen: str  # content ids
+    rejected: str
+    margin: float
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A viewer's corrected text of an item: gold for its prompt."""
+
+    content_id: str
+    prompt: str
+    text: str
+    event_id: int
+
+
+@dataclass
+class Preferences:
+    model_name: str
+    positives: list[ScoredItem]
+    negatives: list[ScoredItem]
+    pairs: list[Pair]
+    edits: list[Edit]
+    excluded: dict[str, int]
+    """Items left out and why: duplicate (already in the training data), unsafe (a safety check
+    failed), missing (the file is gone), neutral (score 0)."""
+    event_counts: dict[str, int]
+    event_ids: list[int]
+    weighting: dict[str, Any]
+    dataset: DatasetHandle | None = None
+
+    @property
+    def items(self) -> list[ScoredItem]:
+        return self.positives + self.negatives
+
+
+def collect_preferences(
+    workspace: Workspace,
+    catalog: Catalog,
+    model_name: str,
+    *,
+    now: datetime | None = None,
+    half_life_days: float = HALF_LIFE_DAYS,
+    safety: Mapping[str, Sequence[str | Mapping[str, Any]]] | None = None,
+) -> Preferences:
+    """Score every published item of any version of `model_name` from its events (no dataset yet).
+
+    `safety`: the checks to run per modality, as `[channels.*].safety` names them
+    ({"image": ["near-duplicate"], "text": []}); a modality left out (or None) gets the
+    generate stage's defaults.
+    Raises DataError when no item has a non-zero score or an edit.
+    """
+    if half_life_days <= 0:
+        raise DataError(f"half_life_days must be > 0 (got {half_life_days})")
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    query = (
+        select(
+            FeedbackEvent.id,
+            FeedbackEvent.kind,
+            FeedbackEvent.value,
+            FeedbackEvent.text,
+            FeedbackEvent.created_at,
+            ContentItem.id,
+            ContentItem.model_version_id,
+            ContentItem.modality,
+            ContentItem.condition,
+            ContentItem.path,
+        )
+        .join(Publication, FeedbackEvent.publication_id == Publication.id)
+        .join(ContentItem, Publication.content_item_id == ContentItem.id)
+        .join(ModelVersion, ModelVersion.id == ContentItem.model_version_id)
+        .where(ModelVersion.name == model_name)
+        .order_by(FeedbackEvent.id)
+    )
+    with catalog.session() as session:
+        rows = session.execute(query).all()
+    if not rows:
+        raise DataError(
+            f"model {model_name!r} has no feedback events on its published items",
+            hint="publish items (`genloop publish`) and collect reactions (`genloop serve`, or simulate)",
+        )
+    scores: dict[str, float] = {}
+    ids: dict[str, list[int]] = {}
+    counts: dict[str, Counter[str]] = {}
+    info: dict[str, tuple[str, str, dict[str, Any], str]] = {}
+    edits: list[Edit] = []
+    totals: Counter[str] = Counter()
+    for event_id, kind, value, text, created, cid, version_id, modality, condition, path in rows:
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        age = (moment - created).total_seconds() / 86400.0
+        scores[cid] = scores.get(cid, 0.0) + event_weight(kind, value, age, half_life_days)
+        ids.setdefault(cid, []).append(int(event_id))
+        counts.setdefault(cid, Counter())[kind] += 1
+        info[cid] = (version_id, modality, dict(condition or {}), path)
+        totals[kind] += 1
+        if kind == "edit" and text and text.strip():
+            cond = dict(condition or {})
+            prompt = str(cond.get("prompt") or cond.get("label") or json.dumps(cond, sort_keys=True))
+            edits.append(Edit(cid, prompt, text.strip(), int(event_id)))
+    excluded: Counter[str] = Counter()
+    seen = _training_fingerprints(workspace, catalog, model_name)
+    checks: dict[str, list[SafetyCheck]] = {}
+    contexts: dict[str, SafetyContext] = {}
+    positives: list[ScoredItem] = []
+    negatives: list[ScoredItem] = []
+    for cid in sorted(scores):
+        version_id, modality, condition, path = info[cid]
+        score = scores[cid]
+        if abs(score) < 1e-12:
+            excluded["neutral"] += 1
+            continue
+        file = workspace.artifact(path)
+        if not file.is_file():
+            excluded["missing"] += 1
+            continue
+        artifact = _artifact(cid, modality, file)
+        if _fingerprint(artifact) in seen:
+            excluded["duplicate"] += 1
+            continue
+        if modality not in checks:
+            checks[modality] = build_checks((safety or {}).get(modality), modality)
+        context = contexts.setdefault(version_id, SafetyContext(workspace, catalog, version_id))
+        if not all(v.passed for v in run_checks(checks[modality], artifact, context)):
+            excluded["unsafe"] += 1
+            continue
+        label = condition.get("label")
+        item = ScoredItem(
+            cid,
+            version_id,
+            modality,
+            condition,
+            None if label is None else str(label),
+            file,
+            score,
+            tuple(ids[cid]),
+            dict(sorted(counts[cid].items())),
+        )
+        (positives if score > 0 else negatives).append(item)
+    edits = [e for e in edits if _fingerprint_text(e.text) not in seen]
+    if not positives and not negatives and not edits:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(excluded.items())) or "none scored"
+        raise DataError(
+            f"no usable feedback for model {model_name!r}: {len(rows)} events on {len(scores)} items, "
+            f"all left out ({reasons})",
+            hint="likes, dislikes, ratings, clicks, flags and edits count; impressions and comments do not",
+        )
+    return Preferences(
+        model_name,
+        positives,
+        negatives,
+        _pairs(positives + negatives),
+        edits,
+        dict(sorted(excluded.items())),
+        dict(sorted(totals.items())),
+        [int(row[0]) for row in rows],
+        {
+            "event_weights": EVENT_WEIGHTS,
+            "rating": "(r - 3) / 2",
+            "half_life_days": half_life_days,
+            "now": moment.isoformat(),
+        },
+    )
+
+
+def _pairs(items: list[ScoredItem]) -> list[Pair]:
+    """Within each condition, every higher-scored item against every lower-scored one (positive vs
+    negative, or two positives/negatives with different scores)."""
+    groups: dict[str, list[ScoredItem]] = {}
+    for item in items:
+        groups.setdefault(item.condition_key, []).append(item)
+    pairs = []
+    for group in groups.values():
+        ranked = sorted(group, key=lambda i: (-i.score, i.content_id))
+        for a_index, a in enumerate(ranked):
+            for b in ranked[a_index + 1 :]:
+                if a.score > b.score and (a.score > 0 or b.score < 0):
+                    pairs.append(Pair(a.prompt, a.content_id, b.content_id, a.score - b.score))
+    return pairs
+
+
+def build_preference_dataset(workspace: Workspace, catalog: Catalog, preferences: Preferences) -> Preferences:
+    """Store the scored items (and edits as text records) as a stage-"feedback" dataset version.
+
+    Each record's meta holds its score, weight (|score|), reaction (like/dislike), events and
+    content id; the manifest's `feedback` block holds the event ids and counts, pairs, edits,
+    exclusions and the weighting (lineage to the events). All records are in the train split.
+    """
+    records: list[Record] = []
+    for item in preferences.items:
+        lineage = licenses_in(lineage_for_content(catalog, item.content_id))
+        records.append(
+            Record.create(
+                item.path.read_bytes(),
+                modality=item.modality,
+                label=item.label,
+                source="feedback:" + ("like" if item.score > 0 else "dislike"),
+                license=f"generated by genloop, derived from: {', '.join(sorted(lineage)) or 'unknown'}",
+                meta={
+                    "content_id": item.content_id,
+                    "model_version": item.model_version_id,
+                    "condition": item.condition,
+                    "score": item.score,
+                    "weight": abs(item.score),
+                    "reaction": "like" if item.score > 0 else "dislike",
+                    "events": list(item.event_ids),
+                    "counts": item.counts,
+                    "path": workspace.relative(item.path),
+                },
+            )
+        )
+    for edit in preferences.edits:
+        records.append(
+            Record.create(
+                edit.text.encode("utf-8"),
+                modality="text",
+                label=None,
+                source="feedback:edit",
+                license="edited by a viewer",
+                meta={
+                    "content_id": edit.content_id,
+                    "prompt": edit.prompt,
+                    "event": edit.event_id,
+                    "score": 1.0,
+                    "weight": 1.0,
+                    "reaction": "edit",
+                },
+            )
+        )
+    labels = sorted({i.label for i in preferences.items if i.label is not None})
+    feedback = {
+        "model_name": preferences.model_name,
+        "events": len(preferences.event_ids),
+        "event_counts": preferences.event_counts,
+        "event_ids": preferences.event_ids,
+        "positives": len(preferences.positives),
+        "negatives": len(preferences.negatives),
+        "pairs": [[p.prompt, p.chosen, p.rejected, p.margin] for p in preferences.pairs],
+        "edits": len(preferences.edits),
+        "excluded": preferences.excluded,
+        "weighting": preferences.weighting,
+    }
+    preferences.dataset = write_dataset_version(
+        workspace,
+        catalog,
+        records,
+        name=f"{preferences.model_name}-preferences",
+        stage="feedback",
+        classes=labels or None,
+        extra={"feedback": feedback},
+    )
+    return preferences
+
+
+def preference_dataset(
+    workspace: Workspace,
+    catalog: Catalog,
+    model_name: str,
+    *,
+    now: datetime | None = None,
+    half_life_days: float = HALF_LIFE_DAYS,
+    safety: Mapping[str, Sequence[str | Mapping[str, Any]]] | None = None,
+) -> Preferences:
+    """`collect_preferences` then `build_preference_dataset`: the feedback as a dataset version."""
+    found = collect_preferences(
+        workspace, catalog, model_name, now=now, half_life_days=half_life_days, safety=safety
+    )
+    return build_preference_dataset(workspace, catalog, found)
+
+
+def _artifact(content_id: str, modality: str, file: Path) -> Artifact:
+    if modality == "image":
+        with Image.open(file) as image:
+            image.load()
+            return Artifact(content_id, "image", image.copy(), (image.format or "png").lower())
+    if modality == "text":
+        return Artifact(content_id, "text", file.read_text(encoding="utf-8"), "txt")
+    return Artifact(content_id, "music", file.read_bytes(), file.suffix.lstrip(".") or "mid")
+
+
+def _fingerprint_text(text: str) -> str:
+    return "text:" + sha256_hex(text.strip().encode("utf-8"))
+
+
+def _fingerprint_image(image: Image.Image) -> str:
+    converted = image.convert("L" if image.mode in ("1", "L", "LA", "P", "I", "I;16") else "RGB")
+    return f"image:{converted.mode}:{converted.size}:" + sha256_hex(converted.tobytes())
+
+
+def _fingerprint(artifact: Artifact) -> str:
+    """Exact content, whatever the container: pixels for images, stripped text, raw bytes otherwise."""
+    if artifact.modality == "image":
+        return _fingerprint_image(artifact.image)
+    if artifact.modality == "text":
+        return _fingerprint_text(artifact.text)
+    data = artifact.data
+    return "bytes:" + sha256_hex(data if isinstance(data, bytes) else str(data).encode("utf-8"))
+
+
+def _training_fingerprints(workspace: Workspace, catalog: Catalog, model_name: str) -> set[str]:
+    """Fingerprints of every train-role record of every version of `model_name`."""
+    query = (
+        select(RunDataset.dataset_version_id)
+        .join(ModelVersion, ModelVersion.run_id == RunDataset.run_id)
+        .where(ModelVersion.name == model_name, RunDataset.role == "train")
+        .distinct()
+    )
+    with catalog.session() as session:
+        dataset_ids = list(session.scalars(query))
+    seen: set[str] = set()
+    for dataset_id in dataset_ids:
+        for record in open_dataset_version(workspace, catalog, dataset_id).iter_records():
+            if record.modality == "image":
+                with Image.open(io.BytesIO(record.payload)) as image:
+                    seen.add(_fingerprint_image(image))
+            elif record.modality == "text":
+                seen.add(_fingerprint_text(record.payload.decode("utf-8", errors="replace")))
+            else:
+                seen.add("bytes:" + sha256_hex(record.payload))
+    return seen

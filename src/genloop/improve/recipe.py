@@ -6,6 +6,10 @@
                                               │       the original data holds quality)
     evaluate champion and challenger on the same held-out data ─► the comparison
 
+Reward-model recipes (reward-weighted and rejection-sampling fine-tunes, best-of-n
+sampling) live in `improve/image_recipes.py`; the weighted preference data in
+`improve/feedback_data.py` (`preference_dataset`).
+
 Promotion stays a decision (`genloop models promote`); gates and bandits come with
 the evaluate and loop issues.
 """
@@ -40,7 +44,7 @@ class ImproveResult:
     challenger_metrics: dict[str, Any]
 
 
-def _training_dataset_id(catalog: Catalog, version_id: str) -> str:
+def training_dataset_id(catalog: Catalog, version_id: str) -> str:
     with catalog.session() as session:
         version = session.get(ModelVersion, version_id)
         if version is None:
@@ -51,6 +55,9 @@ def _training_dataset_id(catalog: Catalog, version_id: str) -> str:
         if row is None:
             raise DataError(f"model version {version_id} has no training dataset in the catalog")
         return row.dataset_version_id
+
+
+_training_dataset_id = training_dataset_id  # the earlier private name
 
 
 def _latest_metrics(catalog: Catalog, version_id: str, dataset_id: str) -> dict[str, Any] | None:
@@ -72,7 +79,7 @@ def improve(workspace: Workspace, catalog: Catalog, config: GenloopConfig) -> Im
             f"no liked items for model {name!r} yet ({feedback.events} feedback events)",
             hint="run `genloop serve`, open the gallery and like the images you want more of",
         )
-    base = open_dataset_version(workspace, catalog, _training_dataset_id(catalog, champion))
+    base = open_dataset_version(workspace, catalog, training_dataset_id(catalog, champion))
     train_cfg = config.train.model_copy(
         update={"epochs": config.improve.epochs, "learning_rate": config.improve.learning_rate}
     )

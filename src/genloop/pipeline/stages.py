@@ -227,7 +227,9 @@ def _publish(ctx: StageContext, upstream: dict[str, Outputs]) -> StageResult:
     from genloop.publish import publish_content
 
     channel = ctx.config.publish.channel
-    outcome = publish_content(ctx.catalog, upstream["generate"]["content"], channel)
+    outcome = publish_content(
+        ctx.catalog, upstream["generate"]["content"], channel, workspace=ctx.workspace, config=ctx.config
+    )
     details = [f"{len(outcome.held):,} held back (review or rejected)"] if outcome.held else []
     return StageResult(
         {"publications": outcome.publications},

@@ -24,7 +24,6 @@ from genloop.catalog import open_catalog
 from genloop.server import metrics
 from genloop.server.api import (
     analytics,
-    annotations,
     content,
     datasets,
     exports,
@@ -41,6 +40,7 @@ from genloop.server.api import (
     runs,
     textgen,
 )
+from genloop.server.api import annotations as annotations_api
 from genloop.server.errors import install_error_handlers
 from genloop.server.logs import install_logging
 from genloop.server.middleware import SecurityHeadersMiddleware
@@ -86,7 +86,7 @@ def create_app(workspace: Workspace) -> FastAPI:
         jobs,
         generations,
         review,
-        annotations,
+        annotations_api,
         content,
         publications,
         feeds,

@@ -14,6 +14,8 @@ viewer). Keys are `gl_<id>_<secret>`; the catalog stores only the SHA-256 of the
 key (a random 256-bit secret needs no slow hash), so a leaked catalog leaks no key. The
 `GENLOOP_ADMIN_KEY` environment variable is an admin key that never touches the catalog
 (bootstrap: create the real keys with it, or with `genloop keys create` on the machine).
+A key's `last_used_at` is written at most once a minute (`LAST_USED_RESOLUTION`), with a
+conditional UPDATE, so a busy client costs no write per request and two workers agree.
 
 A route declares its role with `**requires("editor")`: the dependency authenticates and
 authorises, and the OpenAPI operation carries `x-genloop-role`, which the role-matrix test
@@ -37,12 +39,14 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from genloop.catalog import Catalog
 from genloop.catalog.models import ApiKey
@@ -58,6 +62,8 @@ SESSION_SECONDS = 12 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_KEY_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -119,17 +125,46 @@ def list_api_keys(catalog: Catalog) -> list[ApiKey]:
         return keys
 
 
+def has_admin_key(catalog: Catalog) -> bool:
+    """True when GENLOOP_ADMIN_KEY is set or the catalog holds a non-revoked admin key."""
+    if os.environ.get(ADMIN_KEY_ENV):
+        return True
+    with catalog.session() as session:
+        query = select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).limit(1)
+        return session.scalars(query).first() is not None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _mark_used(session: Session, key: ApiKey) -> None:
+    """Record a use, at most once per LAST_USED_RESOLUTION per key.
+
+    The conditional UPDATE (only when still stale) makes concurrent workers write once.
+    """
+    now = datetime.now(UTC)
+    last = _aware(key.last_used_at)
+    if last is not None and now - last < LAST_USED_RESOLUTION:
+        return
+    stale = or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION)
+    touch = update(ApiKey).where(ApiKey.id == key.id, stale).values(last_used_at=now)
+    session.execute(touch.execution_options(synchronize_session=False))
+
+
 def authenticate_key(catalog: Catalog, secret: str) -> Principal | None:
     """The principal a presented key stands for, or None (unknown, malformed or revoked)."""
     env_key = os.environ.get(ADMIN_KEY_ENV, "")
     if env_key and hmac.compare_digest(secret.encode(), env_key.encode()):
         return Principal("env", ADMIN_KEY_ENV, "admin", "env")
-    if not secret.startswith("gl_") or len(secret) > 128:
+    if not secret.startswith("gl_") or len(secret) > MAX_KEY_CHARS:
         return None
     with catalog.session() as session:
         key = session.scalars(select(ApiKey).where(ApiKey.secret_sha256 == _sha256(secret))).first()
         if key is None or key.revoked_at is not None:
             return None
+        _mark_used(session, key)
         return Principal(key.id, key.name, _check_role(key.role), "header")
 
 
@@ -140,6 +175,7 @@ def _principal_for_id(catalog: Catalog, key_id: str) -> Principal | None:
         key = session.get(ApiKey, key_id)
         if key is None or key.revoked_at is not None:
             return None
+        _mark_used(session, key)
         return Principal(key.id, key.name, _check_role(key.role), "session")
 
 
@@ -193,17 +229,32 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
+def session_principal(request: Request) -> Principal | None:
+    """The principal of the request's console session cookie, or None (no, bad, expired or revoked).
+
+    Blocking (one catalog read): call it from a sync route or a threadpool.
+    """
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    key_id = read_session(request.app.state.workspace, cookie)
+    principal = _principal_for_id(request.app.state.catalog, key_id) if key_id else None
+    if principal is None:
+        return None
+    return Principal(principal.key_id, principal.name, principal.role, "session", cookie)
+
+
 async def current_principal(request: Request) -> Principal | None:
     """Who is calling: a key in the headers, else a console session; None when anonymous.
 
     A presented key that is wrong is an error (401), not anonymity: a client with a typo in
-    its key must hear about it rather than silently lose its rights.
+    its key must hear about it rather than silently lose its rights. The catalog reads run
+    in the threadpool, so a slow database never stalls the event loop.
     """
-    workspace: Workspace = request.app.state.workspace
     catalog: Catalog = request.app.state.catalog
     presented = _presented_key(request)
     if presented is not None:
-        principal = authenticate_key(catalog, presented)
+        principal = await run_in_threadpool(authenticate_key, catalog, presented)
         if principal is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -211,20 +262,16 @@ async def current_principal(request: Request) -> Principal | None:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return principal
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        key_id = read_session(workspace, cookie)
-        principal = _principal_for_id(catalog, key_id) if key_id else None
-        if principal is not None:
-            return Principal(principal.key_id, principal.name, principal.role, "session", cookie)
-    return None
+    if not request.cookies.get(SESSION_COOKIE):
+        return None
+    return await run_in_threadpool(session_principal, request)
 
 
 async def _check_csrf(request: Request, principal: Principal) -> None:
     if principal.via != "session" or request.method in SAFE_METHODS or principal.session is None:
         return
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and request.headers.get("content-type", "").startswith(
+    if sent is None and request.headers.get("content-type", "").lower().startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         form = await request.form()
@@ -244,12 +291,12 @@ def require_role(role: Role) -> Callable[..., Any]:
                 f"this needs an API key with role {role} or higher (Authorization: Bearer KEY)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        request.state.principal = principal  # before the checks, so a refusal is logged with its key id
         if not principal.has(role):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"role {principal.role} may not do this; it needs {role}"
             )
         await _check_csrf(request, principal)
-        request.state.principal = principal
         return principal
 
     dependency.__name__ = f"require_{role}"

@@ -1,9 +1,158 @@
-"""(being written: issue #7 [serve]): structured logs and request ids."""
+"""Structured request logs and request ids: one JSON line per request on stderr.
+
+    {"ts": "2026-11-28T22:40:01.123Z", "level": "INFO", "logger": "genloop.access",
+     "request_id": "5f0c...", "method": "POST", "route": "/api/v1/keys/{key_id}",
+     "status": 403, "duration_ms": 2.41, "principal": "a1b2c3d4"}
+
+* every request gets an id: the caller's `X-Request-ID` when it is a short token
+  (`[A-Za-z0-9._-]{1,128}`, so a log line cannot be forged through it), else a new one;
+  it is sent back in `X-Request-ID` and is `request.state.request_id` for handlers;
+* `route` is the route *template*, never the raw path, and the query string is never
+  logged, so ids, tokens and search terms stay out of the logs; `principal` is the API
+  key *id* of an authorised request (`env` for GENLOOP_ADMIN_KEY), else `anonymous`;
+* the same middleware feeds the per-process request metrics of `/metrics`.
+
+A plain ASGI middleware (not `BaseHTTPMiddleware`), so streamed and file responses pass
+through untouched. uvicorn's own access log (which prints query strings) is switched off
+by `genloop serve`.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
 from fastapi import FastAPI
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from genloop.server.metrics import REQUEST_METRICS
+
+ACCESS_LOGGER = "genloop.access"
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+UNMATCHED_ROUTE = "unmatched"
+"""The route label of a request no route answered (404 scans must not add series)."""
+
+
+class JsonFormatter(logging.Formatter):
+    """A log record as one JSON object; fields passed as `extra={"fields": {...}}` are merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        line: dict[str, Any] = {
+            "ts": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        else:
+            line["message"] = record.getMessage()
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def access_logger() -> logging.Logger:
+    """`genloop.access`, writing JSON lines to stderr (a handler added once per process)."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if not any(getattr(handler, "genloop_json", False) for handler in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.genloop_json = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+def route_template(scope: Scope, root_path: str = "") -> str:
+    """The template of the route that answered (`/content/{content_id}`), never the raw path.
+
+    `root_path` is the scope's root path before routing: a mount (`/static`) extends it.
+    """
+    route = scope.get("route")
+    if isinstance(route, Mount):
+        return f"{route.path}/{{path}}"
+    if route is not None:
+        return str(getattr(route, "path_format", None) or getattr(route, "path", UNMATCHED_ROUTE))
+    mounted = str(scope.get("root_path", ""))
+    if mounted != root_path and mounted.startswith(root_path):
+        return f"{mounted[len(root_path) :]}/{{path}}"
+    # plain Starlette routes (/openapi.json) may not leave `route` in the scope: a route
+    # that answered without path parameters has a fixed path, which is safe to use
+    if scope.get("endpoint") is not None and not scope.get("path_params"):
+        return str(scope.get("path", UNMATCHED_ROUTE))
+    return UNMATCHED_ROUTE
+
+
+def request_id_from(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+def principal_label(scope: Scope) -> str:
+    principal = scope.get("state", {}).get("principal")
+    return str(getattr(principal, "key_id", None) or "anonymous")
+
+
+class RequestLogMiddleware:
+    """Request id in and out, one JSON access line per request, request metrics."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.logger = access_logger()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope)
+        root_path = str(scope.get("root_path", ""))
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500  # what the client gets when the app raises before answering
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = route_template(scope, root_path)
+            self._record(scope, route, request_id, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, route: str, request_id: str, status: int, seconds: float) -> None:
+        method = str(scope.get("method", ""))
+        REQUEST_METRICS.observe(method, route, status, seconds)
+        fields = {
+            "request_id": request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "principal": principal_label(scope),
+        }
+        self.logger.info("request", extra={"fields": fields})
 
 
 def install_logging(app: FastAPI) -> None:
-    del app
+    """Add the request-log middleware (outermost of the app's own middleware)."""
+    app.add_middleware(RequestLogMiddleware)

@@ -1,42 +1,22 @@
-"""The built-in gallery channel: published items appear on the web console's gallery page.
+"""The built-in gallery channel: published items appear on the web console's public pages.
 
-Publishing fills the GB 45438 propagator fields in the catalogued label
-(`ContentPropagator`, `PropagateID`); the file itself keeps the producer's label. Items
-waiting for review, or rejected, are refused: only `ready` and `approved` items go out.
+Publishing writes the published copy (GB 45438 `ContentPropagator` / `PropagateID` filled,
+see `publish.propagate`) and the Publication row; the gallery page lists it from there.
+Items waiting for review, or rejected, are refused: only `ready` and `approved` items go out.
 """
 
 from __future__ import annotations
 
 from genloop.catalog import Catalog
-from genloop.catalog.models import ContentItem, Publication
-from genloop.errors import GenloopError, NotFoundError
-from genloop.generate.review import PUBLISHABLE
-from genloop.publish.channels.registry import register_channel
-from genloop.storage import stable_hash
+from genloop.publish.channels.registry import ChannelSetup, register_channel
+from genloop.publish.publication import place
 
 
 @register_channel("gallery")
 class GalleryChannel:
-    name = "gallery"
+    def __init__(self, setup: ChannelSetup) -> None:
+        self.setup = setup
+        self.name = setup.name
 
-    def publish(self, catalog: Catalog, content_item_id: str) -> str:
-        publication_id = stable_hash({"content": content_item_id, "channel": self.name}, 24)
-        with catalog.session() as session:
-            if session.get(Publication, publication_id) is not None:
-                return publication_id
-            item = session.get(ContentItem, content_item_id)
-            if item is None:
-                raise NotFoundError(f"content item {content_item_id!r} is not in the catalog")
-            if item.status not in PUBLISHABLE:
-                raise GenloopError(
-                    f"content item {content_item_id} is {item.status}: it cannot be published",
-                    hint=f"a reviewer must approve it first: genloop review approve {content_item_id}",
-                )
-            item.status = "published"
-            session.add(Publication(id=publication_id, content_item_id=item.id, channel=self.name))
-            propagated = dict(item.labels)
-            aigc = dict(propagated.get("implicit", {}).get("AIGC", {}))
-            aigc.update(ContentPropagator="genloop-gallery", PropagateID=publication_id)
-            propagated["propagated"] = {"AIGC": aigc}
-            item.labels = propagated
-        return publication_id
+    def publish(self, catalog: Catalog, content_item_id: str, *, arm: str | None = None) -> str:
+        return place(self.setup, catalog, content_item_id, arm=arm).publication_id

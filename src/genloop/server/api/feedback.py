@@ -1,48 +1,90 @@
-"""`POST /api/v1/feedback`: one like or dislike on a publication.
+"""Feedback in: one event from a viewer, a batch from an integration, a CSV from an ad platform.
 
-CSRF defence of the skeleton (no login yet):
+    POST /api/v1/feedback          anonymous (the gallery); rate-limited per viewer (429)
+    POST /api/v1/feedback/batch    editor; up to MAX_BATCH_EVENTS events, a result per event
+    POST /api/v1/feedback/import   editor; multipart CSV upload mapped onto publications
 
-* the body must be sent as `Content-Type: application/json`. An HTML form (or a
-  cross-site "simple" fetch) can only send `text/plain`, form-urlencoded or
-  multipart, or no content type at all; JSON makes a cross-site request need a CORS
-  preflight, which this server never grants. FastAPI alone would parse a body that
-  has *no* content type as JSON, so the type is checked explicitly (415 otherwise);
-* the viewer cookie is `SameSite=Strict`, so a cross-site request does not carry it.
+CSRF defence of the anonymous endpoint: the body must be sent as
+`Content-Type: application/json`. An HTML form (or a cross-site "simple" fetch) can only
+send `text/plain`, form-urlencoded or multipart, or no content type at all; JSON makes a
+cross-site request need a CORS preflight, which this server never grants (415 otherwise).
+The viewer cookie is `SameSite=Strict`, so a cross-site request does not carry it.
 
-The body is small by construction: three short, length-limited fields and no
-extras; a body over `MAX_FEEDBACK_BODY_BYTES` is refused (413) while it is read,
-before any parsing.
+Batches are per-event, not all-or-nothing: each event is stored, replayed (a retry or a
+repeat, see feedback/dedup.py) or refused with its reason, independently, and the
+response lists one result per event in order. A batch whose *shape* is wrong (not a
+list of objects with the documented fields and types) is refused whole (422), and
+nothing in it is stored.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
 
+from genloop.errors import GenloopError
 from genloop.feedback.analytics import counts_for_publications
-from genloop.feedback.events import FEEDBACK_KINDS, record_feedback
+from genloop.feedback.events import FeedbackEventInfo, record_feedback
+from genloop.feedback.importer import MAX_IMPORT_BYTES, TARGETS, ImportReport, import_feedback_csv
+from genloop.feedback.kinds import (
+    FEEDBACK_KINDS,
+    MAX_TEXT_BYTES,
+    RESERVED_KEY_PREFIXES,
+    FeedbackValidationError,
+    validate_event,
+)
+from genloop.server.auth import requires
 from genloop.server.deps import CatalogDep, ViewerDep
 from genloop.server.errors import ERROR_RESPONSES, ErrorBody
+from genloop.server.ratelimit import configured_rate_limit, enforce_viewer_rate_limit
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
 
-MAX_FEEDBACK_BODY_BYTES = 2048
+MAX_FEEDBACK_BODY_BYTES = 48 * 1024
+"""An 8 KiB text, even with every character JSON-escaped (\\uXXXX), fits."""
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BODY_BYTES = 2 * 1024 * 1024
+CSV_CONTENT_TYPES = frozenset(
+    {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/comma-separated-values"}
+)
+"""What browsers and curl label a .csv upload with (Windows says application/vnd.ms-excel)."""
 
-
-class FeedbackCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    publication_id: str = Field(min_length=1, max_length=64)
-    kind: str = Field(max_length=16, json_schema_extra={"enum": list(FEEDBACK_KINDS)})
-    idempotency_key: str | None = Field(
+IdempotencyKey = Annotated[
+    str | None,
+    Field(
         default=None,
         min_length=8,
         max_length=128,
         pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Send the same key when retrying; a random UUID per new event.",
+    ),
+]
+
+
+def _no_reserved_prefix(key: str | None) -> str | None:
+    if key is not None and key.startswith(RESERVED_KEY_PREFIXES):
+        raise ValueError(
+            f"idempotency keys starting with {' or '.join(RESERVED_KEY_PREFIXES)} are genloop's own"
+        )
+    return key
+
+
+class FeedbackCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    publication_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    kind: str = Field(max_length=16, json_schema_extra={"enum": list(FEEDBACK_KINDS)})
+    value: float | None = Field(default=None, description="rating only: a whole number 1-5")
+    text: str | None = Field(
+        default=None,
+        max_length=MAX_TEXT_BYTES,
+        description=f"edit: the corrected text (required); comment; flag: the reason (≤ {MAX_TEXT_BYTES} B)",
     )
+    idempotency_key: IdempotencyKey = None
 
     @field_validator("kind")
     @classmethod
@@ -51,16 +93,34 @@ class FeedbackCreate(BaseModel):
             raise ValueError(f"unknown feedback kind {kind!r}; allowed: {', '.join(FEEDBACK_KINDS)}")
         return kind
 
+    @field_validator("idempotency_key")
+    @classmethod
+    def _own_key(cls, key: str | None) -> str | None:
+        return _no_reserved_prefix(key)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeedbackCreate:
+        try:
+            validate_event(kind=self.kind, viewer_id="viewer", value=self.value, text=self.text)
+        except FeedbackValidationError as error:
+            raise ValueError(str(error)) from None
+        return self
+
 
 class FeedbackPublic(BaseModel):
     id: int
     publication_id: str
     kind: str
     value: float | None
+    text: str | None = None
     idempotency_key: str | None
     created_at: datetime
-    replayed: bool = Field(description="True when the key was seen before: this is the stored event.")
-    likes: int = Field(description="Likes of the publication, this event included.")
+    replayed: bool = Field(
+        description="True when this repeats a stored event (a retry or a repeat): that event."
+    )
+    likes: int = Field(
+        description="Likes of the publication (each viewer's latest reaction), this one included."
+    )
     dislikes: int
 
 
@@ -72,6 +132,22 @@ def require_json(request: Request) -> None:
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             "send the feedback as JSON with the header Content-Type: application/json",
         )
+
+
+def _public(catalog: CatalogDep, event: FeedbackEventInfo) -> FeedbackPublic:
+    likes, dislikes = counts_for_publications(catalog, [event.publication_id])[event.publication_id]
+    return FeedbackPublic(
+        id=event.id,
+        publication_id=event.publication_id,
+        kind=event.kind,
+        value=event.value,
+        text=event.text,
+        idempotency_key=event.idempotency_key,
+        created_at=event.created_at,
+        replayed=event.replayed,
+        likes=likes,
+        dislikes=dislikes,
+    )
 
 
 @router.post(
@@ -87,29 +163,195 @@ def require_json(request: Request) -> None:
         409: {"model": ErrorBody, "description": "Idempotency key reused for another event"},
         413: {"description": "Body too large"},
         415: {"description": "Body is not application/json"},
+        429: {"description": "This viewer sent too much feedback; see Retry-After"},
     },
 )
-def create_feedback(
-    body: FeedbackCreate,
-    catalog: CatalogDep,
-    viewer_id: ViewerDep,
-) -> FeedbackPublic:
+def create_feedback(body: FeedbackCreate, catalog: CatalogDep, viewer_id: ViewerDep) -> FeedbackPublic:
+    limit = configured_rate_limit()
+    if limit is not None:
+        enforce_viewer_rate_limit(catalog, viewer_id, limit=limit.limit, window=limit.window)
     event = record_feedback(
         catalog,
         publication_id=body.publication_id,
         kind=body.kind,
         viewer_id=viewer_id,
         idempotency_key=body.idempotency_key,
+        value=body.value,
+        text=body.text,
     )
-    likes, dislikes = counts_for_publications(catalog, [event.publication_id])[event.publication_id]
-    return FeedbackPublic(
-        id=event.id,
-        publication_id=event.publication_id,
-        kind=event.kind,
-        value=event.value,
-        idempotency_key=event.idempotency_key,
-        created_at=event.created_at,
-        replayed=event.replayed,
-        likes=likes,
-        dislikes=dislikes,
+    return _public(catalog, event)
+
+
+# -- batch ---------------------------------------------------------------------------------------
+
+
+class BatchEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    publication_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    kind: str = Field(min_length=1, max_length=16, json_schema_extra={"enum": list(FEEDBACK_KINDS)})
+    viewer_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The integration's pseudonymous id of the viewer (A-Z a-z 0-9 _.:-)",
     )
+    value: float | None = None
+    text: str | None = Field(default=None, max_length=MAX_TEXT_BYTES)
+    idempotency_key: IdempotencyKey = None
+    meta: dict[str, Any] | None = Field(default=None, description="Where it came from (≤ 2 KiB as JSON)")
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _own_key(cls, key: str | None) -> str | None:
+        return _no_reserved_prefix(key)
+
+
+class FeedbackBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[BatchEvent] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
+class BatchResult(BaseModel):
+    index: int = Field(description="Position of the event in the request")
+    status: Literal["stored", "replayed", "error"]
+    id: int | None = None
+    detail: str | None = Field(default=None, description="Why the event was refused (status error)")
+    hint: str | None = None
+
+
+class BatchResponse(BaseModel):
+    stored: int
+    replayed: int
+    errors: int
+    results: list[BatchResult]
+
+
+@router.post(
+    "/feedback/batch",
+    response_model=BatchResponse,
+    operation_id="create_feedback_batch",
+    summary=f"Record up to {MAX_BATCH_EVENTS} feedback events; one result per event (stored/replayed/error)",
+    max_body_size=MAX_BATCH_BODY_BYTES,
+    responses={413: {"description": "Body too large"}},
+    **requires("editor"),
+)
+def create_feedback_batch(body: FeedbackBatch, catalog: CatalogDep) -> BatchResponse:
+    results = []
+    for index, item in enumerate(body.events):
+        try:
+            event = record_feedback(
+                catalog,
+                publication_id=item.publication_id,
+                kind=item.kind,
+                viewer_id=item.viewer_id,
+                idempotency_key=item.idempotency_key,
+                value=item.value,
+                text=item.text,
+                meta=item.meta,
+            )
+        except GenloopError as error:
+            results.append(BatchResult(index=index, status="error", detail=error.message, hint=error.hint))
+            continue
+        results.append(
+            BatchResult(index=index, status="replayed" if event.replayed else "stored", id=event.id)
+        )
+    return BatchResponse(
+        stored=sum(r.status == "stored" for r in results),
+        replayed=sum(r.status == "replayed" for r in results),
+        errors=sum(r.status == "error" for r in results),
+        results=results,
+    )
+
+
+# -- CSV import ----------------------------------------------------------------------------------
+
+
+class UnknownCreativePublic(BaseModel):
+    row: int
+    creative: str
+    reason: str
+
+
+class ImportPublic(BaseModel):
+    file: str
+    sha256: str = Field(
+        description="First 16 hex digits of the file's SHA-256 (in every imported event's key)"
+    )
+    rows: int
+    events: int = Field(description="Events the rows with known creative ids map to")
+    stored: int
+    already_stored: int = Field(description="Events an earlier import of the same file stored")
+    by_kind: dict[str, int]
+    unknown: list[UnknownCreativePublic] = Field(description="Rows skipped: creative id not in the catalog")
+    dry_run: bool
+
+
+def _import_public(report: ImportReport) -> ImportPublic:
+    return ImportPublic(
+        file=report.file,
+        sha256=report.sha256,
+        rows=report.rows,
+        events=report.events,
+        stored=report.stored,
+        already_stored=report.already_stored,
+        by_kind=report.by_kind,
+        unknown=[
+            UnknownCreativePublic(row=u.row, creative=u.creative, reason=u.reason) for u in report.unknown
+        ],
+        dry_run=report.dry_run,
+    )
+
+
+@router.post(
+    "/feedback/import",
+    response_model=ImportPublic,
+    operation_id="import_feedback_csv",
+    summary="Import an ad platform's CSV export (creative id → impressions, clicks, likes) as feedback",
+    max_body_size=MAX_IMPORT_BYTES + 64 * 1024,
+    responses={
+        400: {
+            "model": ErrorBody,
+            "description": "Malformed CSV or mapping (row and column named); nothing stored",
+        },
+        413: {"description": f"Upload over {MAX_IMPORT_BYTES} bytes"},
+        415: {"description": "Not a CSV upload"},
+    },
+    **requires("editor"),
+)
+async def import_feedback(
+    catalog: CatalogDep,
+    file: Annotated[UploadFile, File(description="The CSV (UTF-8 or GBK)")],
+    mapping: Annotated[
+        str,
+        Form(
+            max_length=1024,
+            description=f"TARGET=COLUMN,... ({', '.join(TARGETS)}), e.g. creative=Creative_ID,clicks=Clicks",
+        ),
+    ],
+    delimiter: Annotated[str, Form(min_length=1, max_length=1)] = ",",
+    dry_run: Annotated[bool, Form()] = False,
+) -> ImportPublic:
+    content_type = (file.content_type or "").split(";")[0].strip().lower()
+    if content_type not in CSV_CONTENT_TYPES:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"upload a CSV file (got {content_type or 'no content type'}); export the report as CSV",
+        )
+    data = await file.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the file is over {MAX_IMPORT_BYTES} bytes; split it into parts",
+        )
+    base = (file.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in base if ch.isprintable())[:200] or "upload.csv"
+    report = await _run_import(
+        catalog, data, name=name, mapping=mapping, delimiter=delimiter, dry_run=dry_run
+    )
+    return _import_public(report)
+
+
+async def _run_import(catalog: CatalogDep, data: bytes, **options: Any) -> ImportReport:
+    """Parse and store off the event loop (a 5 MB file is up to 200 000 rows)."""
+    return await run_in_threadpool(lambda: import_feedback_csv(catalog, data, **options))

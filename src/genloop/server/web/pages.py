@@ -1,21 +1,33 @@
-"""Console pages: `/` gallery, `/models` like-rate per model version, `/content/{id}` item + lineage."""
+"""Public pages: `/` and `/gallery?modality=` (images, text cards, music), `/models`, `/content/{id}`.
+
+    /                        every published item, newest first
+    /gallery?modality=text   one modality: image | text | music
+    /media/{id}.{wav|mid}    a music item's rendered audio or its MIDI (the catalogued file's siblings)
+    /models                  like-rate per model version
+    /content/{id}            one item and its lineage
+
+Text cards are edited in place: the corrected text goes to POST /api/v1/feedback as an
+`edit` event (app.js), which is what the improve stage turns into training data.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from genloop.catalog.lineage import licenses_in, lineage_for_content
 from genloop.feedback.analytics import like_rate_by_model_version
-from genloop.server.deps import CatalogDep, TemplatesDep, ViewerDep
-from genloop.server.queries import get_content, list_publications
+from genloop.server.deps import CatalogDep, TemplatesDep, ViewerDep, WorkspaceDep
+from genloop.server.queries import card_media, content_file, get_content, list_publications
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
 GALLERY_PAGE_SIZE = 48
+MODALITIES = ("image", "text", "music")
+Modality = Literal["image", "text", "music"]
 
 
 def render(
@@ -33,24 +45,65 @@ def render(
     return page
 
 
-@router.get("/", name="gallery")
-def gallery(
+def _gallery(
     request: Request,
     response: Response,
+    workspace: WorkspaceDep,
     catalog: CatalogDep,
     templates: TemplatesDep,
-    _viewer: ViewerDep,  # gives a first-time visitor the viewer cookie before they vote
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: int,
+    modality: str | None,
 ) -> HTMLResponse:
-    items, has_more = list_publications(catalog, limit=GALLERY_PAGE_SIZE, offset=offset)
+    items, has_more = list_publications(catalog, limit=GALLERY_PAGE_SIZE, offset=offset, modality=modality)
+    non_images = [item.content_id for item in items if item.modality != "image"]
     context = {
-        "active": "gallery",
+        "active": f"gallery-{modality}" if modality in ("text", "music") else "gallery",
         "items": items,
+        "cards": card_media(workspace, catalog, non_images),
+        "modality": modality,
+        "modalities": MODALITIES,
         "offset": offset,
         "previous_offset": max(offset - GALLERY_PAGE_SIZE, 0) if offset else None,
         "next_offset": offset + GALLERY_PAGE_SIZE if has_more else None,
     }
     return render(templates, request, "gallery.html", context, response)
+
+
+@router.get("/", name="gallery")
+def gallery(
+    request: Request,
+    response: Response,
+    workspace: WorkspaceDep,
+    catalog: CatalogDep,
+    templates: TemplatesDep,
+    _viewer: ViewerDep,  # gives a first-time visitor the viewer cookie before they vote
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> HTMLResponse:
+    return _gallery(request, response, workspace, catalog, templates, offset, None)
+
+
+@router.get("/gallery", name="gallery_by_modality")
+def gallery_by_modality(
+    request: Request,
+    response: Response,
+    workspace: WorkspaceDep,
+    catalog: CatalogDep,
+    templates: TemplatesDep,
+    _viewer: ViewerDep,
+    modality: Modality | None = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> HTMLResponse:
+    return _gallery(request, response, workspace, catalog, templates, offset, modality)
+
+
+@router.get("/media/{content_id}.{extension}", name="content_media", response_class=FileResponse)
+def content_media(
+    workspace: WorkspaceDep, catalog: CatalogDep, content_id: str, extension: Literal["wav", "mid"]
+) -> FileResponse:
+    """A music item's rendered WAV or its MIDI, found next to the catalogued file."""
+    path, media_type = content_file(workspace, catalog, content_id, f".{extension}")
+    headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+    return FileResponse(path, media_type=media_type, headers=headers)
 
 
 @router.get("/models", name="models")
@@ -69,6 +122,7 @@ def models(request: Request, catalog: CatalogDep, templates: TemplatesDep) -> HT
 def content_page(
     request: Request,
     response: Response,
+    workspace: WorkspaceDep,
     catalog: CatalogDep,
     templates: TemplatesDep,
     _viewer: ViewerDep,
@@ -79,6 +133,7 @@ def content_page(
     context = {
         "active": "gallery",
         "item": item,
+        "media": card_media(workspace, catalog, [item.id]).get(item.id),
         "lineage": lineage,
         "licenses": licenses_in(lineage),
         "model_chain": _model_chain(lineage.get("model_version")),

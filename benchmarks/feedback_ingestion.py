@@ -1,0 +1,394 @@
+"""Feedback ingestion over real HTTP: events/s, p50/p99 latency, and nothing lost.
+
+    python benchmarks/feedback_ingestion.py                       # SQLite and PostgreSQL, 1 and 2 workers
+    python benchmarks/feedback_ingestion.py --backends sqlite --workers 1 --requests 2000
+
+For each backend (SQLite in a temporary workspace; PostgreSQL in a fresh database that
+is dropped afterwards) and each worker count, a real `uvicorn --workers N` serves the
+app on a free loopback port, and `--clients` concurrent clients (default 16) send
+`--requests` anonymous `POST /api/v1/feedback` events (default 4 000), each with a
+unique idempotency key and its own viewer id (cookie): many viewers, as in production,
+so the per-viewer rate limit (`genloop.server.ratelimit`, on at its default) never
+triggers and the per-viewer de-duplication of repeated clicks never merges two events.
+Afterwards the catalog is counted: every 2xx must be one stored row (0 lost).
+
+The clients speak HTTP/1.1 keep-alive over raw asyncio streams (one connection each): a
+full HTTP client library would spend more CPU than the server on a 2-core machine, and
+the clients share the machine with the server. Latency is per request, send to last
+byte. `--profile` also times the route's own work in-process with cProfile (no HTTP),
+to show where a request's time goes.
+
+Goals (issue #7): ≥ 2 000 events/s, p99 ≤ 50 ms, 0 lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+POSTGRES_URL = os.environ.get(
+    "GENLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+WORKSPACE_ENV = "GENLOOP_BENCH_WORKSPACE"
+PUBLICATIONS = 20
+TOML = '[project]\nname = "bench"\n'
+
+
+def app_from_env():  # type: ignore[no-untyped-def]
+    """The uvicorn factory (`--factory feedback_ingestion:app_from_env`): $GENLOOP_BENCH_WORKSPACE's app."""
+    from genloop.server.app import create_app
+    from genloop.workspace import Workspace
+
+    return create_app(Workspace(Path(os.environ[WORKSPACE_ENV])))
+
+
+# -- the catalog ---------------------------------------------------------------------------------
+
+
+def seed(root: Path, database_url: str) -> list[str]:
+    """A workspace at `root` whose catalog has PUBLICATIONS published items; their ids."""
+    from genloop.catalog import open_catalog
+    from genloop.catalog.models import ContentItem, ModelVersion, Publication, Run
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "genloop.toml").write_text(TOML, encoding="utf-8")
+    catalog = open_catalog(database_url)
+    ids = [f"bench-pub-{i:03d}" for i in range(PUBLICATIONS)]
+    with catalog.session() as session:
+        session.add(Run(id="bench-run", model_name="bench", family="gpt", config={}, path="/unused"))
+        session.flush()
+        session.add(
+            ModelVersion(id="bench-v1", name="bench", version=1, family="gpt", run_id="bench-run", path="/x")
+        )
+        session.flush()
+        for i, publication_id in enumerate(ids):
+            content_id = f"{i:032x}"
+            session.add(
+                ContentItem(
+                    id=content_id,
+                    model_version_id="bench-v1",
+                    modality="text",
+                    path=str(root / f"{content_id}.txt"),
+                    condition={},
+                    seed=i,
+                    params={},
+                    labels={},
+                )
+            )
+            session.flush()
+            session.add(
+                Publication(
+                    id=publication_id,
+                    content_item_id=content_id,
+                    channel="gallery",
+                    published_at=datetime.now(UTC),
+                )
+            )
+    return ids
+
+
+def stored_count(database_url: str, prefix: str) -> int:
+    from sqlalchemy import func, select
+
+    from genloop.catalog import open_catalog
+    from genloop.catalog.models import FeedbackEvent
+
+    with open_catalog(database_url).session() as session:
+        count = session.scalar(select(func.count()).where(FeedbackEvent.idempotency_key.like(f"{prefix}%")))
+    return int(count or 0)
+
+
+@contextmanager
+def backend(name: str, tmp: Path) -> Iterator[str]:
+    """A catalog URL: SQLite in `tmp`, or a fresh PostgreSQL database dropped afterwards."""
+    if name == "sqlite":
+        yield f"sqlite:///{tmp / 'ws' / '.genloop' / 'genloop.db'}"
+        return
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    database = f"genloop_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=database).render_as_string(hide_password=False)
+    finally:
+        from genloop.catalog.session import close_all
+
+        close_all()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def uvicorn_server(workspace: Path, database_url: str, workers: int, env: dict[str, str]) -> Iterator[int]:
+    """`uvicorn --workers N` on a free loopback port, serving the workspace; yields the port."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "feedback_ingestion:app_from_env",
+        "--app-dir", str(Path(__file__).parent), "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    full_env = {**os.environ, **env, WORKSPACE_ENV: str(workspace), "GENLOOP_DATABASE_URL": database_url}
+    with (workspace.parent / "server.log").open("wb") as log:  # the app logs every request (JSON)
+        process = subprocess.Popen(command, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            wait_ready(port, process, workers)
+            yield port
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes], workers: int, timeout: float = 120) -> None:
+    """Until `workers` distinct connections have had an answer from /healthz (every worker started)."""
+    deadline = time.monotonic() + timeout
+    answered = 0
+    while time.monotonic() < deadline and answered < 4 * workers:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {process.returncode}")
+        try:
+            status, _ = asyncio.run(one_request(port, "GET", "/healthz", None, {}))
+            answered += status == 200
+        except OSError:
+            time.sleep(0.2)
+    if answered < 4 * workers:
+        raise TimeoutError(f"the server on port {port} did not start within {timeout} s")
+    time.sleep(1.0 if workers > 1 else 0.1)  # let the last worker finish importing
+
+
+# -- the clients: HTTP/1.1 keep-alive over asyncio streams ----------------------------------------
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def one_request(
+    port: int, method: str, path: str, body: bytes | None, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    connection = await Connection.open(port)
+    try:
+        return await connection.request(method, path, body, headers)
+    finally:
+        connection.close()
+
+
+@dataclass
+class Outcome:
+    latencies_ms: list[float]
+    statuses: dict[int, int]
+    seconds: float
+
+
+async def send_feedback(
+    port: int, publications: list[str], prefix: str, requests: int, clients: int
+) -> Outcome:
+    """`requests` events from `clients` concurrent connections; each event a new viewer and key."""
+    counter = iter(range(requests))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def client() -> None:
+        connection = await Connection.open(port)
+        try:
+            for i in counter:
+                event = {
+                    "publication_id": publications[i % len(publications)],
+                    "kind": "like" if i % 3 else "dislike",
+                    "idempotency_key": f"{prefix}{i:08d}",
+                }
+                headers = {
+                    "Content-Type": "application/json",
+                    "Cookie": f"genloop_viewer={prefix.replace('-', '_')}{i:016d}",
+                }
+                started = time.perf_counter()
+                status, _ = await connection.request(
+                    "POST", "/api/v1/feedback", json.dumps(event).encode(), headers
+                )
+                latencies.append((time.perf_counter() - started) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return Outcome(latencies, statuses, time.perf_counter() - started)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return (
+        statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1]
+        if len(values) > 1
+        else values[0]
+    )
+
+
+# -- one measurement ------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    backend: str
+    workers: int
+    sent: int
+    ok: int
+    stored: int
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    other_statuses: dict[int, int]
+
+
+def measure(backend_name: str, workers: int, args: argparse.Namespace) -> Row:
+    with tempfile.TemporaryDirectory(prefix="genloop-bench-") as tmp, backend(backend_name, Path(tmp)) as url:
+        root = Path(tmp) / "ws"
+        publications = seed(root, url)
+        with uvicorn_server(root, url, workers, {}) as port:
+            asyncio.run(send_feedback(port, publications, "warm-", args.warmup, args.clients))
+            prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+            outcome = asyncio.run(send_feedback(port, publications, prefix, args.requests, args.clients))
+        stored = stored_count(url, prefix)
+    ok = sum(n for status, n in outcome.statuses.items() if 200 <= status < 300)
+    return Row(
+        backend=backend_name,
+        workers=workers,
+        sent=args.requests,
+        ok=ok,
+        stored=stored,
+        events_per_s=args.requests / outcome.seconds,
+        p50_ms=percentile(outcome.latencies_ms, 50),
+        p99_ms=percentile(outcome.latencies_ms, 99),
+        other_statuses={s: n for s, n in outcome.statuses.items() if not 200 <= s < 300},
+    )
+
+
+def profile_route(count: int) -> None:
+    """cProfile of what the route does per event (rate-limit count, insert, counts), no HTTP."""
+    import cProfile
+    import pstats
+
+    from genloop.catalog import open_catalog
+    from genloop.feedback.analytics import counts_for_publications
+    from genloop.feedback.events import record_feedback
+    from genloop.server.ratelimit import enforce_viewer_rate_limit
+
+    with tempfile.TemporaryDirectory(prefix="genloop-bench-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'ws' / '.genloop' / 'genloop.db'}"
+        (Path(tmp) / "ws" / ".genloop").mkdir(parents=True)
+        publications = seed(Path(tmp) / "ws", url)
+        catalog = open_catalog(url)
+
+        def work() -> None:
+            for i in range(count):
+                viewer = f"profile_{i:016d}"
+                enforce_viewer_rate_limit(catalog, viewer, limit=120, window=60)
+                event = record_feedback(
+                    catalog, publication_id=publications[i % PUBLICATIONS], kind="like",
+                    viewer_id=viewer, idempotency_key=f"profile-{i:08d}",
+                )  # fmt: skip
+                counts_for_publications(catalog, [event.publication_id])
+
+        started = time.perf_counter()
+        profiler = cProfile.Profile()
+        profiler.runcall(work)
+        elapsed = time.perf_counter() - started
+        per_event = elapsed / count * 1000
+        print(f"\nroute work without HTTP (SQLite, 1 thread, under cProfile): {per_event:.2f} ms/event")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(18)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
+    parser.add_argument("--workers", default="1,2", help="uvicorn worker counts, comma-separated")
+    parser.add_argument("--requests", type=int, default=4000, help="events sent per measurement")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
+    parser.add_argument("--warmup", type=int, default=200, help="events sent first, not measured")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="also profile N events in-process"
+    )
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    rows = [
+        measure(name, int(workers), args)
+        for name in args.backends.split(",")
+        for workers in args.workers.split(",")
+    ]
+    print(
+        f"\n{args.clients} concurrent clients, loopback, {os.cpu_count()} CPUs shared by clients and server, "
+        f"load average at the end {os.getloadavg()[0]:.1f}"
+    )
+    print("| backend | uvicorn workers | events/s | p50 ms | p99 ms | sent | 2xx | stored | lost | other |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        other = ", ".join(f"{s}×{n}" for s, n in sorted(r.other_statuses.items())) or "—"
+        print(
+            f"| {r.backend} | {r.workers} | {r.events_per_s:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
+            f"| {r.sent} | {r.ok} | {r.stored} | {r.ok - r.stored} | {other} |"
+        )
+    print(f"\ncommand: python benchmarks/feedback_ingestion.py {shlex.join(sys.argv[1:])}".rstrip())
+    if args.profile:
+        profile_route(args.profile)
+
+
+if __name__ == "__main__":
+    main()

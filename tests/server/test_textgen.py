@@ -1,0 +1,117 @@
+"""`POST /api/v1/generate/text`: real worker processes, a real tiny GPT, a real catalog.
+
+What a client would notice: the text is the model's own continuation for that seed (the
+same as generating in-process), it is labelled AI-generated, editors only, bad input is a
+clear 4xx, the work happens in other processes, and those processes end with the server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from genloop.catalog import Catalog, open_catalog
+from genloop.models.versions import load_model_version
+from genloop.server.app import create_app
+from genloop.server.auth import create_api_key
+from genloop.server.textgen_pool import WORKERS_ENV, TextGenPool
+from genloop.workspace import Workspace
+from support.tiny_generators import register_tiny
+
+URL = "/api/v1/generate/text"
+
+
+def _setup(workspace: Workspace, tmp_path: Path) -> tuple[Catalog, str, dict[str, str]]:
+    catalog = open_catalog(workspace.database_url)
+    version = register_tiny(workspace, catalog, "gpt", tmp_path)
+    editor = create_api_key(catalog, name="copywriter", role="editor")
+    return catalog, version, {"Authorization": f"Bearer {editor.secret}"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # the pool joins its workers, so an ended one is no zombie
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_generates_the_models_own_text_in_worker_processes(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    catalog, version, editor = _setup(workspace, tmp_path)
+    body = {"model": "tiny-gpt", "prompt": "hello", "max_new_tokens": 40, "temperature": 0.9, "seed": 7}
+    app = create_app(workspace)
+    with TestClient(app) as client:
+        first = client.post(URL, json=body, headers=editor)
+        assert first.status_code == 200, first.text
+        again = client.post(URL, json=body, headers=editor).json()
+        other_seed = client.post(URL, json={**body, "seed": 8}, headers=editor).json()
+        pool: TextGenPool = app.state.textgen_pool
+        pids = pool.pids
+    answer = first.json()
+    model = load_model_version(workspace, catalog, version).model
+    expected = model.generate_text(["hello"], seed=7, max_tokens=40, temperature=0.9)[0]  # type: ignore[operator]
+    assert answer["text"] == expected and answer["model_version"] == version == "tiny-gpt-v1"
+    assert 1 <= answer["tokens"] <= 40 and answer["seed"] == 7 and answer["ms"] > 0
+    assert answer["ai_generated"] is True
+    label = answer["label"]
+    assert label["Label"] == "1" and label["ContentProducer"] == "genloop"
+    assert len(label["ProduceID"]) == 32 and label["ReservedCode1"] == version
+    assert (again["text"], again["label"]["ProduceID"]) == (answer["text"], label["ProduceID"])
+    assert other_seed["label"]["ProduceID"] != label["ProduceID"]
+    # two persistent workers, not this process; both gone once the app has shut down
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert not any(_alive(pid) for pid in pids), "text-generation workers outlived the app"
+
+
+def test_editors_only_and_clear_errors(sqlite_workspace: Workspace, tmp_path: Path) -> None:
+    catalog, version, editor = _setup(sqlite_workspace, tmp_path)
+    viewer = create_api_key(catalog, name="dashboard", role="viewer")
+    app = create_app(sqlite_workspace)
+    with TestClient(app) as client:
+        body = {"model": version, "prompt": "hi", "seed": 1}
+        assert client.post(URL, json=body).status_code == 401
+        forbidden = client.post(URL, json=body, headers={"Authorization": f"Bearer {viewer.secret}"})
+        assert forbidden.status_code == 403 and "editor" in forbidden.json()["detail"]
+        too_long = client.post(URL, json={**body, "max_new_tokens": 201}, headers=editor)
+        assert too_long.status_code == 422 and "200" in too_long.text
+        assert client.post(URL, json={**body, "temperature": -1}, headers=editor).status_code == 422
+        assert client.post(URL, json={**body, "extra": 1}, headers=editor).status_code == 422
+        missing = client.post(URL, json={**body, "model": "no-such-model"}, headers=editor)
+        assert missing.status_code == 404
+        assert "no-such-model" in missing.json()["detail"] and missing.json()["hint"]
+        # nothing above needed a worker: the pool starts on the first valid request only
+        assert getattr(app.state, "textgen_pool", None) is None
+        register_tiny(sqlite_workspace, catalog, "vae", tmp_path)
+        not_text = client.post(URL, json={**body, "model": "tiny-vae"}, headers=editor)
+        assert not_text.status_code == 400 and "'vae'" in not_text.json()["detail"]
+        assert getattr(app.state, "textgen_pool", None) is None
+
+
+def test_a_killed_worker_is_replaced(
+    sqlite_workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    _, version, editor = _setup(sqlite_workspace, tmp_path)
+    app = create_app(sqlite_workspace)
+    body = {"model": version, "prompt": "the", "max_new_tokens": 5, "temperature": 0, "seed": 3}
+    with TestClient(app) as client:
+        before = client.post(URL, json=body, headers=editor)
+        assert before.status_code == 200, before.text
+        pool: TextGenPool = app.state.textgen_pool
+        (victim,) = pool.pids
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pool.pids == [victim] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = client.post(URL, json=body, headers=editor)
+        assert after.status_code == 200, after.text
+        assert after.json()["text"] == before.json()["text"]  # greedy: the same text from the new worker
+        assert pool.restarts == 1 and pool.pids != [victim]
