@@ -305,3 +305,34 @@ def test_malformed_viewer_cookie_is_replaced(client: TestClient, seeded: SeededC
     assert new_id != "not a valid id; injected=1"
     with seeded.catalog.session() as session:
         assert session.scalars(select(FeedbackEvent.viewer_id)).one() == new_id
+
+
+def test_unpublished_items_exist_only_for_reviewers(client: TestClient, seeded: SeededCatalog) -> None:
+    # An item that was generated but never published (in review, say): anonymous viewers get 404
+    # for its JSON, its file and its page, exactly as for an id that does not exist.
+    from tests.server.conftest import digit_png
+
+    with seeded.catalog.session() as session:
+        session.add(
+            ContentItem(
+                id="u" * 32,
+                model_version_id="digits-v1",
+                modality="image",
+                path=str(seeded.workspace.path("content", "uu", "u" * 32 + ".png")),
+                condition={"label": "3"},
+                seed=1,
+                params={},
+                labels={},
+                status="review",
+            )
+        )
+    seeded.workspace.path("content", "uu", "u" * 32 + ".png").write_bytes(digit_png(3))
+    for url in (f"/api/v1/content/{'u' * 32}", f"/api/v1/content/{'u' * 32}/file", f"/content/{'u' * 32}"):
+        assert client.get(url).status_code == 404, url
+    reviewer = create_api_key(seeded.catalog, name="rev", role="reviewer").secret
+    viewer = create_api_key(seeded.catalog, name="view", role="viewer").secret
+    assert client.get(f"/api/v1/content/{'u' * 32}/file", headers={"X-API-Key": viewer}).status_code == 404
+    seen = client.get(f"/api/v1/content/{'u' * 32}/file", headers={"X-API-Key": reviewer})
+    assert seen.status_code == 200 and seen.content == digit_png(3)
+    # Published items stay public.
+    assert client.get(f"/api/v1/content/{seeded.content_ids[0]}/file").status_code == 200

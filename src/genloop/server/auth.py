@@ -306,3 +306,10 @@ def require_role(role: Role) -> Callable[..., Any]:
 def requires(role: Role) -> dict[str, Any]:
     """Route keyword arguments: `@router.post(..., **requires("editor"))`."""
     return {"dependencies": [Depends(require_role(role))], "openapi_extra": {"x-genloop-role": role}}
+
+
+async def sees_unpublished(request: Request) -> bool:
+    """Reviewers and up see items that are not published (in review, rejected, not yet out);
+    for everyone else such items do not exist (404), so their files cannot leak."""
+    principal = await current_principal(request)
+    return principal is not None and principal.has("reviewer")

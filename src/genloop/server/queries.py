@@ -170,6 +170,18 @@ def get_content(catalog: Catalog, content_id: str) -> ContentDetail:
     )
 
 
+def require_visible(catalog: Catalog, content_id: str, *, privileged: bool) -> None:
+    """NotFoundError for an item that is not published, unless the caller may see those."""
+    if privileged:
+        return
+    with catalog.session() as session:
+        published = session.scalar(
+            select(Publication.id).where(Publication.content_item_id == content_id).limit(1)
+        )
+    if published is None:
+        raise _content_not_found(content_id)
+
+
 def content_file(
     workspace: Workspace, catalog: Catalog, content_id: str, extension: str | None = None
 ) -> tuple[Path, str]:

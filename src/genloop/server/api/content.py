@@ -5,13 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
+from genloop.server.auth import sees_unpublished
 from genloop.server.deps import CatalogDep, WorkspaceDep
 from genloop.server.errors import ERROR_RESPONSES
-from genloop.server.queries import PublishedItem, content_file, get_content, list_publications
+from genloop.server.queries import (
+    PublishedItem,
+    content_file,
+    get_content,
+    list_publications,
+    require_visible,
+)
+
+PrivilegedDep = Annotated[bool, Depends(sees_unpublished)]
 
 router = APIRouter(prefix="/api/v1", tags=["content"])
 
@@ -101,7 +110,10 @@ def list_publications_route(
     summary="One generated content item: model version, condition, labels, publications",
     responses=ERROR_RESPONSES,
 )
-def get_content_route(request: Request, catalog: CatalogDep, content_id: str) -> ContentPublic:
+def get_content_route(
+    request: Request, catalog: CatalogDep, privileged: PrivilegedDep, content_id: str
+) -> ContentPublic:
+    require_visible(catalog, content_id, privileged=privileged)
     detail = get_content(catalog, content_id)
     fields = {
         name: getattr(detail, name) for name in type(detail).__dataclass_fields__ if name != "publications"
@@ -122,7 +134,10 @@ def get_content_route(request: Request, catalog: CatalogDep, content_id: str) ->
     summary="The file of a catalogued content item (image/png, ...)",
     responses={200: {"content": {"image/png": {}}}, **ERROR_RESPONSES},
 )
-def get_content_file(workspace: WorkspaceDep, catalog: CatalogDep, content_id: str) -> FileResponse:
+def get_content_file(
+    workspace: WorkspaceDep, catalog: CatalogDep, privileged: PrivilegedDep, content_id: str
+) -> FileResponse:
+    require_visible(catalog, content_id, privileged=privileged)
     path, media_type = content_file(workspace, catalog, content_id)
     # Content is addressed by the hash of what produced it, so a given id never changes.
     headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}

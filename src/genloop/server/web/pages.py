@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from genloop.catalog.lineage import licenses_in, lineage_for_content
 from genloop.feedback.analytics import like_rate_by_model_version
+from genloop.server.auth import sees_unpublished
 from genloop.server.deps import CatalogDep, TemplatesDep, ViewerDep, WorkspaceDep
-from genloop.server.queries import card_media, content_file, get_content, list_publications
+from genloop.server.queries import card_media, content_file, get_content, list_publications, require_visible
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
@@ -98,9 +99,14 @@ def gallery_by_modality(
 
 @router.get("/media/{content_id}.{extension}", name="content_media", response_class=FileResponse)
 def content_media(
-    workspace: WorkspaceDep, catalog: CatalogDep, content_id: str, extension: Literal["wav", "mid"]
+    workspace: WorkspaceDep,
+    catalog: CatalogDep,
+    privileged: Annotated[bool, Depends(sees_unpublished)],
+    content_id: str,
+    extension: Literal["wav", "mid"],
 ) -> FileResponse:
     """A music item's rendered WAV or its MIDI, found next to the catalogued file."""
+    require_visible(catalog, content_id, privileged=privileged)
     path, media_type = content_file(workspace, catalog, content_id, f".{extension}")
     headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
     return FileResponse(path, media_type=media_type, headers=headers)
@@ -126,8 +132,10 @@ def content_page(
     catalog: CatalogDep,
     templates: TemplatesDep,
     _viewer: ViewerDep,
+    privileged: Annotated[bool, Depends(sees_unpublished)],
     content_id: str,
 ) -> HTMLResponse:
+    require_visible(catalog, content_id, privileged=privileged)
     item = get_content(catalog, content_id)
     lineage = lineage_for_content(catalog, item.id)
     context = {
