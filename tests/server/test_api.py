@@ -336,3 +336,15 @@ def test_unpublished_items_exist_only_for_reviewers(client: TestClient, seeded: 
     assert seen.status_code == 200 and seen.content == digit_png(3)
     # Published items stay public.
     assert client.get(f"/api/v1/content/{seeded.content_ids[0]}/file").status_code == 200
+
+
+def test_text_utf8_cannot_encode_is_a_422_not_a_500(client: TestClient, seeded: SeededCatalog) -> None:
+    # A lone surrogate is valid JSON (\ud800) but no valid UTF-8: echoing it must not crash.
+    body = '{"publication_id": "' + seeded.publication_ids[0] + '", "kind": "comment", "text": "\\ud800"}'
+    response = client.post("/api/v1/feedback", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code in (400, 422), response.text
+    unknown_field = '{"publication_id": "x", "kind": "like", "extra\\ud800": 1}'
+    response = client.post(
+        "/api/v1/feedback", content=unknown_field, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422 and "\\ud800" in response.text

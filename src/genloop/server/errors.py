@@ -6,8 +6,13 @@ input the user can fix) → 400. Anything else is a bug and stays a 500.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -67,6 +72,17 @@ async def page_http_error_handler(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    """422 with FastAPI's error list, encoded as ASCII JSON: the echoed `input` may hold text
+    that UTF-8 cannot encode (a lone surrogate such as \\ud800), which must not become a 500."""
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise exc
+    errors: Any = jsonable_encoder(exc.errors())
+    body = json.dumps({"detail": errors}, ensure_ascii=True).encode("ascii")
+    return Response(body, status_code=422, media_type="application/json")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(GenloopError, genloop_error_handler)
     app.add_exception_handler(StarletteHTTPException, page_http_error_handler)
