@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from genloop.catalog.models import AliasEvent, DatasetVersion, FeedbackEvent, Job, ModelAlias, Publication
-from genloop.server.queries import wilson_interval
+from genloop.feedback.analytics import wilson_interval
 from server.test_console import CSRF_INPUT, POEM, add_review_item, log_in, page, status_of
 
 if TYPE_CHECKING:

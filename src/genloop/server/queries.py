@@ -38,7 +38,7 @@ from genloop.catalog.models import (
     RunMetric,
 )
 from genloop.errors import NotFoundError
-from genloop.feedback.analytics import counts_for_publications
+from genloop.feedback.analytics import counts_for_publications, wilson_interval
 from genloop.feedback.events import as_utc
 from genloop.workspace import Workspace
 
@@ -500,23 +500,6 @@ def alias_events(catalog: Catalog, *, limit: int = 20) -> list[AliasEvent]:
 
 
 # -- analytics: like-rate and rating with Wilson intervals ---------------------------------------
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float] | None:
-    """The Wilson score interval of a proportion (95 % for z = 1.96); None without trials.
-
-        centre = (p + z²/2n) / (1 + z²/n),  half = z·sqrt(p(1−p)/n + z²/4n²) / (1 + z²/n)
-
-    Unlike p ± z·sqrt(p(1−p)/n) it stays inside [0, 1] and is honest for few votes
-    (Wilson 1927, https://doi.org/10.1080/01621459.1927.10502953).
-    """
-    if trials <= 0:
-        return None
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
