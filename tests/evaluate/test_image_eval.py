@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,7 +84,8 @@ def test_the_classifier_is_cached_per_dataset_and_reused(trained: Trained) -> No
         EVAL.model_copy(update={"classifier_epochs": 1}),
     ).metrics
     assert weights.stat().st_mtime_ns != written  # other settings: trained again, replaced atomically
-    assert other["classifier_test_accuracy"] != again["classifier_test_accuracy"]
+    assert json.loads((cache / "config.json").read_text())["epochs"] == 1  # the new settings' classifier
+    assert other["classifier"] == again["classifier"]  # same dataset, so the same description
     assert not list(cache.parent.glob(".*partial"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
@@ -33,15 +34,11 @@ def _client(url: str | None, ctx: Any) -> AbstractContextManager[Any]:
         import httpx
 
         return httpx.Client(base_url=url.rstrip("/"), timeout=30.0)
-    import logging
-
     from fastapi.testclient import TestClient
 
     from genloop.server.app import create_app
 
-    app = create_app(ctx.workspace)  # the same API, served in this process
-    logging.getLogger("genloop.access").setLevel(logging.WARNING)  # one line per request: noise here
-    return TestClient(app)
+    return TestClient(create_app(ctx.workspace))  # the same API, served in this process
 
 
 def simulate_command(
@@ -75,8 +72,16 @@ def simulate_command(
     recognise = _recogniser(ctx) if persona.startswith("likes-class") else None
     chosen = persona_from_spec(persona, recognise=recognise)
     config = AudienceConfig(viewers=viewers, base_rate=base_rate, attention=attention, seed=seed)
-    with _client(url, ctx) as client:
-        report = simulate_audience(client, chosen, config, round=round_, limit=limit)
+    connection = _client(url, ctx)  # in-process: builds the app, which configures its access log
+    access_log = logging.getLogger("genloop.access")
+    level = access_log.level
+    if url is None:
+        access_log.setLevel(logging.WARNING)  # in-process, one JSON line per request is noise
+    try:
+        with connection as client:
+            report = simulate_audience(client, chosen, config, round=round_, limit=limit)
+    finally:
+        access_log.setLevel(level)
     table = Table(
         "persona", "round", "viewers", "looks", "likes", "dislikes", "like-rate", "sent", "replayed"
     )

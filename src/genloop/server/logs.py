@@ -69,8 +69,9 @@ def access_logger() -> logging.Logger:
         handler.setFormatter(JsonFormatter())
         handler.genloop_json = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
         logger.propagate = False
+    if logger.level == logging.NOTSET:  # never set, or reset by someone: requests are INFO lines
+        logger.setLevel(logging.INFO)
     return logger
 
 
