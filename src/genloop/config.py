@@ -372,18 +372,79 @@ class GenerateConfig(Section):
     channel: str = "gallery"
     """Whose `[channels.NAME]` policy (post-processing, safety, review) applies."""
     labels: LabelConfig = LabelConfig()
+    draw: int | None = Field(default=None, gt=0)
+    """Conditional image/music models: this many items with classes drawn from the model's
+    class prior (label_prior.json), instead of `per_class` of every class."""
 
 
 class PublishConfig(Section):
     channel: str = "gallery"
 
 
+ImproveRecipe = Literal["auto", "liked", "reward-weighted", "rejection-sampling", "sft", "dpo", "kto"]
+
+
 class ImproveConfig(Section):
+    recipe: ImproveRecipe = "auto"
+    """How `genloop improve` (and each loop round) turns feedback into a challenger:
+    `liked` fine-tunes on liked items; `reward-weighted` / `rejection-sampling` train a reward
+    model on the feedback and fine-tune on reward-shaped samples (image families); `sft` /
+    `dpo` / `kto` are the preference recipes of text and music models. `auto`: reward-weighted
+    for image families (liked while there are no dislikes to learn a reward from), dpo for
+    text and music (kto when there are no pairs, sft when only edits)."""
     epochs: int = Field(default=2, gt=0)
     learning_rate: float = Field(default=5e-4, gt=0)
     liked_weight: int = Field(default=20, ge=1)
     """Each liked item appears this many times in the fine-tuning set, beside the original data."""
     min_likes: int = Field(default=1, ge=1)
+    reward_beta: float = Field(default=1.0, ge=0)
+    """reward-weighted: sample weight exp(β·z) of the standardised reward z."""
+    samples_per_class: int = Field(default=32, gt=0)
+    """Image recipes: champion samples per class scored by the reward model."""
+    keep_fraction: float = Field(default=0.25, gt=0, le=1)
+    """rejection-sampling: the best share of each class kept."""
+    steps: int = Field(default=40, gt=0)
+    """sft/dpo/kto: optimiser steps."""
+    preference_beta: float = Field(default=0.1, gt=0)
+    """dpo/kto: strength of the implicit KL penalty to the champion."""
+    original_weight: float = Field(default=1.0, ge=0)
+    """sft/dpo/kto: weight of the LM loss on the original training data (holds quality)."""
+    evaluate: bool = True
+    """Evaluate champion and challenger on the held-out data (the offline gate needs it)."""
+
+
+class LoopAudienceConfig(Section):
+    """`[loop.audience]`: the simulated audience of `genloop loop --simulate` (feedback/simulate.py)."""
+
+    persona: str | None = None
+    """likes-class:LABEL, bold-strokes, short-cheerful, major-key (None: wait for real feedback)."""
+    viewers: int = Field(default=30, gt=0)
+    items_per_viewer: int = Field(default=40, gt=0)
+    base_rate: float = Field(default=0.02, ge=0, le=1)
+    peak_rate: float = Field(default=0.9, ge=0, le=1)
+    dislike_rate: float = Field(default=0.3, ge=0, le=1)
+    noise: float = Field(default=0.05, ge=0)
+    attention: float = Field(default=25.0, gt=0)
+    seed: int = 0
+
+
+class LoopConfig(Section):
+    """`[loop]`: `genloop loop` — generate → publish → feedback → improve → gate → allocate."""
+
+    rounds: int = Field(default=3, gt=0)
+    per_round: int = Field(default=64, gt=0)
+    """Items published per round, split between champion and challenger by Thompson sampling."""
+    channel: str = "gallery"
+    min_exposure: int = Field(default=30, ge=0)
+    """Impressions each arm needs before the bandit may promote or retire (also shown first)."""
+    promote_at: float = Field(default=0.95, gt=0, le=1)
+    retire_at: float = Field(default=0.05, ge=0, lt=1)
+    wait_seconds: float = Field(default=3600.0, ge=0)
+    """Real feedback: how long a round waits for `min_events` reactions before it improves anyway."""
+    min_events: int = Field(default=50, ge=1)
+    """Real feedback: likes + dislikes + ratings this round's publications need."""
+    seed: int = 0
+    audience: LoopAudienceConfig = LoopAudienceConfig()
 
 
 class PipelineConfig(Section):
@@ -501,6 +562,7 @@ class GenloopConfig(Section):
     generate: GenerateConfig = GenerateConfig()
     publish: PublishConfig = PublishConfig()
     improve: ImproveConfig = ImproveConfig()
+    loop: LoopConfig = LoopConfig()
     tune: TuneConfig | None = None
     """Only `genloop tune` reads it; a file without [tune] cannot be tuned."""
     gates: list[GateConfig] = Field(default_factory=list)

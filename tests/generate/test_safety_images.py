@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 from genloop.catalog import open_catalog
+from genloop.data.datasets import DatasetHandle, write_dataset_version
+from genloop.data.record import Record
 from genloop.errors import GenloopError, MissingDependencyError
 from genloop.generate.artifact import Artifact
 from genloop.generate.safety.registry import SafetyContext, build_check, build_checks
@@ -24,29 +26,34 @@ def image(picture: Image.Image) -> Artifact:
     return Artifact(content_id="c1", modality="image", data=picture, format="png")
 
 
-@pytest.fixture
-def context(sqlite_workspace: Workspace, make_digits: MakeDigits) -> SafetyContext:
-    """A digits model version (28×28 grey) whose run trained on 10 × 20 real digits, 20 % held out."""
-    catalog = open_catalog(sqlite_workspace.database_url)
-    dataset = make_digits(sqlite_workspace, per_class=20)
+def _version_trained_on(
+    workspace: Workspace, dataset: DatasetHandle, extra: list[tuple[DatasetHandle, str, int]] | None = None
+) -> SafetyContext:
+    catalog = open_catalog(workspace.database_url)
     config = {"image_size": 28, "channels": 1, "latent_dim": 8}
-    uses = dataset_uses(dataset)
+    uses = dataset_uses(dataset, extra or [])
     run_id = run_id_for(family="vae", model_name="digits", config=config, uses=uses, init_from=None)
     RunRecorder(catalog, run_id).start(
         model_name="digits",
         family="vae",
         config=config,
         parent_model_version_id=None,
-        path="runs/x",
+        path=f"runs/{run_id}",
         uses=uses,
     )
-    weights = sqlite_workspace.path("staging-weights")
+    weights = workspace.path(f"staging-weights-{run_id[:8]}")
     weights.mkdir(parents=True)
     (weights / "config.json").write_text(json.dumps({"family": "vae", **config}), encoding="utf-8")
     version = register_model_version(
-        sqlite_workspace, catalog, name="digits", family="vae", run_id=run_id, weights_dir=weights
+        workspace, catalog, name="digits", family="vae", run_id=run_id, weights_dir=weights
     )
-    return SafetyContext(sqlite_workspace, catalog, version)
+    return SafetyContext(workspace, catalog, version)
+
+
+@pytest.fixture
+def context(sqlite_workspace: Workspace, make_digits: MakeDigits) -> SafetyContext:
+    """A digits model version (28×28 grey) whose run trained on 10 × 20 real digits, 20 % held out."""
+    return _version_trained_on(sqlite_workspace, make_digits(sqlite_workspace, per_class=20))
 
 
 def digits(context: SafetyContext, split: str) -> list[Image.Image]:
@@ -72,6 +79,39 @@ def test_near_duplicate_blocks_copies_of_training_images(context: SafetyContext)
         assert verdict.reason.startswith("near-duplicate of training image") and "at 28×28" in verdict.reason
     exact = check.check(image(train[3]), context)
     assert exact.score == 0.0 and exact.details["training_images"] == len(train)
+
+
+def test_near_duplicate_ignores_what_a_model_made_that_it_was_tuned_on(
+    sqlite_workspace: Workspace, make_digits: MakeDigits
+) -> None:
+    """A challenger tuned on its champion's samples and on liked published items: resembling those
+    is the point of the fine-tune, not memorisation; the people-made digits still count."""
+    real = make_digits(sqlite_workspace, per_class=5)
+    real_train = list(real.iter_records("train"))
+    made = [
+        Record.create(real_train[1].payload, modality="image", label=real_train[1].label,
+                      source="generated:digits-v1", license="generated"),
+        Record.create(_shifted(real_train[2].payload), modality="image", label=real_train[2].label,
+                      source="feedback:like", license="generated"),
+    ]  # fmt: skip
+    catalog = open_catalog(sqlite_workspace.database_url)
+    shaped = write_dataset_version(sqlite_workspace, catalog, made, name="shaped", stage="feedback")
+    context = _version_trained_on(sqlite_workspace, real, [(shaped, "reward-weighted", 1)])
+    check = build_check("near-duplicate", "image")
+    own_output = check.check(image(Image.open(io.BytesIO(made[1].payload))), context)
+    assert own_output.passed, own_output.reason
+    copied = check.check(image(Image.open(io.BytesIO(real_train[0].payload))), context)
+    assert not copied.passed and copied.score == 0.0
+
+
+def _shifted(png: bytes) -> bytes:
+    """The digit moved 3 pixels right: a different file, far from every real training digit."""
+    picture = Image.open(io.BytesIO(png)).convert("L")
+    moved = Image.new("L", picture.size, 0)
+    moved.paste(picture, (3, 0))
+    buffer = io.BytesIO()
+    moved.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def test_near_duplicate_passes_real_digits_the_model_never_saw(context: SafetyContext) -> None:

@@ -12,11 +12,12 @@ from genloop.catalog import open_catalog
 from genloop.catalog.models import ModelVersion, Run
 from genloop.config import TrainConfig
 from genloop.data.datasets import DatasetHandle
+from genloop.errors import GenloopError
 from genloop.models.gan import DCGAN, GANConfig, discriminator_loss, generator_loss
 from genloop.models.versions import load_model_version
 from genloop.train import TrainResult, train_model
 from genloop.train.images import dataset_classes, image_tensors
-from genloop.train.launch import launching
+from genloop.train.launch import LaunchPlan, launch_training, launching
 from genloop.train.optim import build_optimizer
 from genloop.train.recipes.gan import BETAS as GAN_BETAS
 from genloop.workspace import Workspace
@@ -183,6 +184,31 @@ def test_gpt_in_two_processes_trains_like_one_process_on_the_whole_batch(sqlite_
     assert (
         samples[-1].read_bytes() == sorted((runs_dir / single.run_id / "samples").iterdir())[-1].read_bytes()
     )
+
+
+def test_a_failing_process_s_error_is_in_the_launch_error(
+    sqlite_workspace: Workspace, make_digits: MakeDigits
+) -> None:
+    # train_model checks [train.model] before launching: launch_training directly reaches the
+    # workers, where the recipe raises; its message must come back, not only an exit code
+    workspace = sqlite_workspace
+    catalog = open_catalog(workspace.database_url)
+    dataset = make_digits(workspace, per_class=2)
+    cfg = GAN_CONFIG.model_copy(update={"model": {"bogus_option": 1}})
+    with pytest.raises(GenloopError, match=r"failed \(exit code 1\)") as failure:
+        launch_training(
+            LaunchPlan("torchrun", WORLD),
+            workspace,
+            catalog,
+            dataset,
+            cfg,
+            model_name="doomed",
+            init_from=None,
+            extra_datasets=[],
+            alias=None,
+            feedback_count=0,
+        )
+    assert "has option(s) ['bogus_option'] that the gan family does not know" in str(failure.value)
 
 
 @pytest.mark.slow  # ~25 s: two launches, each starting a worker that imports torch

@@ -331,3 +331,52 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(1024))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoopRound(Base):
+    """One round of `genloop loop` for one model: the phase it reached and its numbers.
+
+    Phases, in order: started → generated → published → feedback → decided → improved → done.
+    A killed loop resumes at the phase after the last one recorded; every phase is idempotent
+    (same seeds → same content ids; publishing and simulated feedback keyed per round).
+    """
+
+    __tablename__ = "loop_rounds"
+    __table_args__ = (UniqueConstraint("model_name", "round"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(16), default="started")
+    champion_id: Mapped[str | None] = mapped_column(String(160))
+    """The champion when the round began (arm `champion`)."""
+    challenger_id: Mapped[str | None] = mapped_column(String(160))
+    """The live challenger shown beside it this round (arm `challenger`), if any."""
+    new_challenger_id: Mapped[str | None] = mapped_column(String(160))
+    """The challenger this round's improvement made (shown from the next round when it passes the gates)."""
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Slots, items and publications per arm, feedback counts, like-rate, seconds per phase."""
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AllocationDecision(Base):
+    """A decision between a champion and a challenger, with the numbers it was made on.
+
+    action: promote | retire | continue (the bandit, publish/allocation.py), gate-blocked (the
+    offline gates refused the challenger before it went live).
+    """
+
+    __tablename__ = "allocation_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    round: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    champion_id: Mapped[str | None] = mapped_column(String(160))
+    challenger_id: Mapped[str] = mapped_column(String(160))
+    p_challenger_better: Mapped[float | None] = mapped_column(Float)
+    numbers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

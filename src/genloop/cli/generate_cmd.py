@@ -85,6 +85,12 @@ def generate_command(
             "--count", "-n", help="Items per class (image/music) or per prompt (text); default [generate]."
         ),
     ] = None,
+    draw: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Conditional image/music models: N items, classes drawn from the model's class prior."
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Request seed; same request, same bytes.")] = None,
     param: Annotated[
         list[str] | None,
@@ -115,7 +121,7 @@ def generate_command(
     """
     ctx = open_context(workspace)
     if model is None:
-        ad_hoc = (label, prompt, count, seed, param, max_new_tokens, channel, batch_size)
+        ad_hoc = (label, prompt, count, draw, seed, param, max_new_tokens, channel, batch_size)
         if any(value is not None for value in ad_hoc) or executor != "local":
             raise GenloopError(
                 "request options (--label, --prompt, --count, --param, --executor …) need --model",
@@ -144,6 +150,7 @@ def generate_command(
         seed=base.seed if seed is None else seed,
         producer=base.producer,
         channel=channel or base.channel,
+        draw=draw,
     )
     if executor not in ("local", "ray"):
         raise GenloopError(f"unknown executor {executor!r}", hint="use --executor local or --executor ray")
@@ -173,6 +180,7 @@ def register(app: typer.Typer) -> None:
         epilog=examples(
             "genloop generate",
             "genloop generate --model digits@champion --label 3 --label 8 -n 4",
+            "genloop generate --model fashion@challenger --draw 64",
             "genloop generate --model digits-v2 --seed 7 --param temperature=0.8 --json",
             "genloop generate --model replies -p '您好，' -p 'Thanks for' -n 8 --param top_k=40",
             "genloop generate --model digits -n 1000 --executor ray --workers 4",

@@ -33,6 +33,7 @@ VERB_MODULES = (
     "simulate_cmd",
     "feedback_cmd",
     "improve_cmd",
+    "loop_cmd",
     "lineage_cmd",
     "tune_cmd",
     "report_cmd",

@@ -29,6 +29,7 @@ from genloop.generate.jobs import ChunkResult, ChunkWorker, JobSpec
 from genloop.generate.requests import GenerationRequest, ItemPlan, ItemSpec, item_seed, plan_items
 from genloop.generate.sampler import to_pil
 from genloop.generate.store import store_results, stored_items
+from genloop.models.label_prior import read_label_prior
 from genloop.models.versions import resolve_model_version
 from genloop.progress import stage_progress
 from genloop.workspace import Workspace
@@ -110,7 +111,10 @@ def plan(
             hint="the files under .genloop/models were moved or deleted; retrain with `genloop train`",
         )
     classes = list(json.loads(config_path.read_text(encoding="utf-8")).get("classes") or [])
-    return plan_items(request, version_id=version_id, family=family, classes=classes, config=config)
+    prior = read_label_prior(path, classes) if request.draw is not None else None
+    return plan_items(
+        request, version_id=version_id, family=family, classes=classes, config=config, label_prior=prior
+    )
 
 
 def generate(

@@ -14,6 +14,10 @@ Conditions follow the family's modality:
     text  (gpt, hf-causal-lm)     prompts, `count` each (one empty prompt by default)
     music (music)                 class labels (the classes it was trained with, e.g. keys
                                   or styles), `per_class` each; `count` when it has none
+
+`draw=N` asks a conditional model for N items whose labels are drawn from its class
+prior p(y) (models/label_prior.py) instead of `per_class` of every class: what "show
+me what this model makes" means for a joint model, and what the loop publishes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from genloop.config import GenerateConfig, GenloopConfig
 from genloop.errors import GenloopError
 from genloop.generate.artifact import Modality
+from genloop.models.label_prior import draw_labels, uniform_prior
 from genloop.storage import stable_hash
 
 FAMILY_MODALITY: dict[str, Modality] = {
@@ -56,6 +61,9 @@ class GenerationRequest:
     seed: int = 0
     producer: str = "genloop"
     channel: str = "gallery"
+    draw: int | None = None
+    """Conditional image/music models: this many items, labels drawn from the model's class
+    prior p(y), instead of `per_class` of each class (unconditional models: `count` items)."""
 
     @classmethod
     def from_config(cls, cfg: GenerateConfig, *, model: str) -> GenerationRequest:
@@ -70,6 +78,7 @@ class GenerationRequest:
             seed=cfg.seed,
             producer=cfg.producer,
             channel=cfg.channel,
+            draw=cfg.draw,
         )
 
 
@@ -153,6 +162,25 @@ def _conditions(
     return [{"label": label} for label in labels]
 
 
+def _drawn_items(
+    request: GenerationRequest, classes: list[str], prior: Mapping[str, float] | None, where: str
+) -> list[tuple[dict[str, str], int, str]]:
+    """(condition, index, seed key) of `request.draw` items with labels drawn from the prior."""
+    assert request.draw is not None
+    if request.draw < 1:
+        raise GenloopError(f"{where}: draw must be ≥ 1 (got {request.draw})")
+    if request.labels or request.prompts:
+        raise GenloopError(
+            f"{where}: draw picks the classes from the model's prior; it takes no labels or prompts",
+            hint="drop --label/--prompt, or drop --draw to ask for given classes",
+        )
+    if not classes:
+        return [({}, index, "") for index in range(request.draw)]
+    labels = draw_labels(prior or uniform_prior(classes), request.draw, request.seed)
+    # the seed key "prior-draw" keeps these seeds apart from the per-class ones
+    return [({"label": label}, index, "prior-draw") for index, label in enumerate(labels)]
+
+
 def plan_items(
     request: GenerationRequest,
     *,
@@ -160,10 +188,23 @@ def plan_items(
     family: str,
     classes: list[str],
     config: GenloopConfig,
+    label_prior: Mapping[str, float] | None = None,
 ) -> ItemPlan:
-    """Every item of `request` for model version `version_id`, in a stable order."""
+    """Every item of `request` for model version `version_id`, in a stable order.
+
+    `label_prior` is the model's p(y) (uniform when None); only `request.draw` uses it.
+    """
     where = f"generate from {version_id}"
-    conditions = _conditions(request, family, classes, where)
+    if request.draw is not None:
+        if modality_of(family) == "text":
+            raise GenloopError(f"{where}: draw is for image and music models; text models take prompts")
+        slots = _drawn_items(request, classes, label_prior, where)
+    else:
+        slots = []
+        for condition in _conditions(request, family, classes, where):
+            key = condition.get("label", condition.get("prompt", ""))
+            per_condition = request.per_class if "label" in condition else request.count
+            slots.extend((condition, index, key) for index in range(per_condition))
     params = family_params(request, family)
     policy = {
         "channel": request.channel,
@@ -172,15 +213,12 @@ def plan_items(
         "producer": request.producer,
     }
     items = []
-    for condition in conditions:
-        key = condition.get("label", condition.get("prompt", ""))
-        per_condition = request.per_class if "label" in condition else request.count
-        for index in range(per_condition):
-            seed = item_seed(request.seed, key, index)
-            content_id = stable_hash(
-                {"model": version_id, "condition": condition, "seed": seed, "params": params, **policy}, 32
-            )
-            items.append(ItemSpec(content_id, condition, index, seed))
+    for condition, index, key in slots:
+        seed = item_seed(request.seed, key, index)
+        content_id = stable_hash(
+            {"model": version_id, "condition": condition, "seed": seed, "params": params, **policy}, 32
+        )
+        items.append(ItemSpec(content_id, condition, index, seed))
     request_id = stable_hash(
         {"model": version_id, "items": [item.content_id for item in items], "seed": request.seed}, 32
     )

@@ -39,6 +39,7 @@ from genloop.data.record import Record
 from genloop.errors import DataError, GenloopError
 from genloop.evaluate import evaluate_model
 from genloop.improve.recipe import training_dataset_id
+from genloop.models.label_prior import read_label_prior, write_label_prior
 from genloop.models.versions import LoadedModel, load_model_version, resolve_model_version
 from genloop.train import train_model
 from genloop.train.images import decode_image
@@ -62,6 +63,8 @@ class ImageRecipeResult:
     """Mean reward of `eval_per_class` samples per class on the same fixed seeds."""
     champion_metrics: dict[str, Any] | None = None
     challenger_metrics: dict[str, Any] | None = None
+    challenger_prior: dict[str, float] | None = None
+    """The challenger's class prior p(y) (models/label_prior.py); None for unconditional models."""
 
 
 class BestOfN:
@@ -166,6 +169,24 @@ def _repeats(weights: torch.Tensor, base_repeat: float, max_repeat: int, seed: i
     return [int(v) for v in torch.floor(scaled + noise).clamp(0, max_repeat).tolist()]
 
 
+def reward_weighted_prior(
+    prior: dict[str, float], classes: Sequence[str], y: torch.Tensor, weights: torch.Tensor
+) -> dict[str, float]:
+    """p_new(c) ∝ p_old(c) · mean_{i: yᵢ = c} wᵢ — the reward-weighted maximum-likelihood p(y).
+
+    The samples were drawn `per_class` each (uniform over classes), so the champion's own
+    p_old(c) re-weights each class's mean weight (importance sampling); a class without
+    samples keeps weight p_old(c) · mean(w).
+    """
+    overall = float(weights.mean())
+    updated = {}
+    for index, label in enumerate(classes):
+        mask = y == index
+        mean_weight = float(weights[mask].mean()) if bool(mask.any()) else overall
+        updated[label] = prior.get(label, 0.0) * mean_weight
+    return updated
+
+
 def _finetune(
     workspace: Workspace,
     catalog: Catalog,
@@ -180,7 +201,10 @@ def _finetune(
     eval_per_class: int,
     eval_seed: int,
     evaluate: bool,
+    prior_weights: dict[str, float] | None = None,
 ) -> ImageRecipeResult:
+    """Fine-tune, register, and give the challenger `prior_weights` as its class prior
+    (None: it inherits the champion's)."""
     base = open_dataset_version(workspace, catalog, training_dataset_id(catalog, champion))
     train_cfg = config.train.model_copy(
         update={
@@ -204,6 +228,7 @@ def _finetune(
         feedback_count=events,
     )
     challenger = trained.model_version_id
+    challenger_prior = _write_prior(workspace, catalog, champion, challenger, prior_weights, recipe)
     champion_reward = mean_reward(
         workspace, catalog, champion, reward, per_class=eval_per_class, seed=eval_seed
     )
@@ -225,7 +250,27 @@ def _finetune(
         challenger_reward,
         champion_metrics,
         challenger_metrics,
+        challenger_prior,
     )
+
+
+def _write_prior(
+    workspace: Workspace,
+    catalog: Catalog,
+    champion: str,
+    challenger: str,
+    weights: dict[str, float] | None,
+    recipe: str,
+) -> dict[str, float] | None:
+    parent = load_model_version(workspace, catalog, champion)
+    if not parent.classes:
+        return None
+    child = load_model_version(workspace, catalog, challenger)
+    if weights is None:
+        weights, source = read_label_prior(parent.path, parent.classes), f"inherited from {champion}"
+    else:
+        source = f"{recipe} fine-tune of {champion}"
+    return write_label_prior(child.path, weights, child.classes, source=source)
 
 
 def _image_shape(loaded: LoadedModel) -> tuple[int, int]:
@@ -266,6 +311,13 @@ def reward_weighted_finetune(
     scores = torch.cat([sample_scores, reward(liked_x) if len(liked) else torch.empty(0)])
     z = (scores - scores.mean()) / scores.std().clamp_min(1e-6)
     weights = torch.exp(beta * z) * torch.cat([torch.ones(len(generated)), liked_w])
+    prior_weights = (
+        reward_weighted_prior(
+            read_label_prior(loaded.path, loaded.classes), loaded.classes, y, weights[: len(generated)]
+        )
+        if loaded.classes
+        else None
+    )
     repeats = _repeats(weights, base_repeat, max_repeat, seed)
     candidates = generated + [r.with_changes(split="train") for r in liked]
     records = [
@@ -301,7 +353,7 @@ def reward_weighted_finetune(
     return _finetune(
         workspace, catalog, config, recipe="reward-weighted", champion=champion, preferences=preferences,
         shaped=shaped, reward=reward, train_overrides=train_overrides, eval_per_class=eval_per_class,
-        eval_seed=eval_seed, evaluate=evaluate,
+        eval_seed=eval_seed, evaluate=evaluate, prior_weights=prior_weights,
     )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""`genloop improve`: feedback → a challenger model version, evaluated beside the champion.
+"""The "liked" recipe: fine-tune a challenger from the champion on what people liked.
 
     liked items ──► feedback dataset version ─┐
     champion's training data ─────────────────┼─► fine-tune from the champion ─► challenger
@@ -6,12 +6,13 @@
                                               │       the original data holds quality)
     evaluate champion and challenger on the same held-out data ─► the comparison
 
-Reward-model recipes (reward-weighted and rejection-sampling fine-tunes, best-of-n
-sampling) live in `improve/image_recipes.py`; the weighted preference data in
-`improve/feedback_data.py` (`preference_dataset`).
+This is one recipe of several: `genloop improve` and each `genloop loop` round go through
+`improve/dispatch.py` (`improve_model`), which picks the recipe from `[improve].recipe`
+and the champion's family — this one, the reward-model fine-tunes of images
+(`improve/image_recipes.py`) or SFT / DPO / KTO of text and music (`improve/text_recipes.py`),
+all on the weighted preference data of `improve/feedback_data.py`.
 
-Promotion stays a decision (`genloop models promote`); gates and bandits come with
-the evaluate and loop issues.
+Promotion stays a decision (`genloop models promote`, checked by the [[gates]]).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from genloop.catalog import Catalog
 from genloop.catalog.models import Evaluation, ModelVersion, RunDataset
 from genloop.config import GenloopConfig
-from genloop.data.datasets import open_dataset_version
+from genloop.data.datasets import DatasetHandle, open_dataset_version
 from genloop.errors import DataError, NotFoundError
 from genloop.evaluate import evaluate_model
 from genloop.improve.feedback_data import build_feedback_dataset
@@ -60,7 +61,8 @@ def training_dataset_id(catalog: Catalog, version_id: str) -> str:
 _training_dataset_id = training_dataset_id  # the earlier private name
 
 
-def _latest_metrics(catalog: Catalog, version_id: str, dataset_id: str) -> dict[str, Any] | None:
+def latest_metrics(catalog: Catalog, version_id: str, dataset_id: str) -> dict[str, Any] | None:
+    """The newest stored evaluation of a model version on a dataset version, if any."""
     with catalog.session() as session:
         row = session.scalars(
             select(Evaluation)
@@ -70,7 +72,27 @@ def _latest_metrics(catalog: Catalog, version_id: str, dataset_id: str) -> dict[
         return dict(row.metrics) if row else None
 
 
-def improve(workspace: Workspace, catalog: Catalog, config: GenloopConfig) -> ImproveResult:
+def evaluate_pair(
+    workspace: Workspace,
+    catalog: Catalog,
+    config: GenloopConfig,
+    champion: str,
+    challenger: str,
+    dataset: DatasetHandle,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Champion and challenger metrics on the same dataset (the champion's stored ones when it has some)."""
+    champion_metrics = (
+        latest_metrics(catalog, champion, dataset.id)
+        or evaluate_model(workspace, catalog, champion, dataset, config.evaluate).metrics
+    )
+    challenger_metrics = evaluate_model(workspace, catalog, challenger, dataset, config.evaluate).metrics
+    return champion_metrics, challenger_metrics
+
+
+def improve(
+    workspace: Workspace, catalog: Catalog, config: GenloopConfig, *, evaluate: bool = True
+) -> ImproveResult:
+    """Fine-tune on liked items; `evaluate=False` skips the comparison (its metrics are then {})."""
     name = config.project.name
     champion = resolve_model_version(catalog, f"{name}@champion")
     feedback = build_feedback_dataset(workspace, catalog, name)
@@ -94,13 +116,11 @@ def improve(workspace: Workspace, catalog: Catalog, config: GenloopConfig) -> Im
         alias="challenger",
         feedback_count=feedback.events,
     )
-    champion_metrics = (
-        _latest_metrics(catalog, champion, base.id)
-        or evaluate_model(workspace, catalog, champion, base, config.evaluate).metrics
+    champion_metrics, challenger_metrics = (
+        evaluate_pair(workspace, catalog, config, champion, trained.model_version_id, base)
+        if evaluate
+        else ({}, {})
     )
-    challenger_metrics = evaluate_model(
-        workspace, catalog, trained.model_version_id, base, config.evaluate
-    ).metrics
     return ImproveResult(
         champion,
         trained.model_version_id,

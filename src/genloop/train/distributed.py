@@ -68,10 +68,25 @@ def init_distributed(device: torch.device | None = None) -> bool:
     return True
 
 
-def teardown_distributed() -> None:
-    """Leave the process group (every rank, at the end, so none exits while others still talk)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown_distributed(*, completed: bool = True) -> None:
+    """Leave the process group: every rank, at the end.
+
+    After a `completed` run every rank first meets at a barrier, so none closes its gloo
+    sockets (or leaves the TCPStore) while another still has a collective in flight. After
+    a failure there is no barrier: the other ranks may be gone, and the launcher ends them.
+
+    Leaving does not stop gloo's worker threads once DDP has used the group: the C++
+    Reducer keeps its own reference, so they outlive `destroy_process_group` (measured:
+    without DDP the process is back to 1 thread, with DDP 4 remain). Such a thread may
+    still hold the last collective's tensors and take the GIL to free them; during
+    interpreter shutdown that aborts the process, which is why a launched worker ends
+    with `os._exit` (see `genloop.train.launch`).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if completed and dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def barrier() -> None:

@@ -15,16 +15,24 @@ process group and calls the same recipe; rank 0 writes the result to ID.result.j
 which the launching process returns as the TrainResult. The run id does not depend on
 the process count, so a run killed under 2 processes can resume under 1, and vice versa.
 Starting costs a few seconds (each process imports torch): worth it for long runs only.
+
+When a process fails, the error names the launcher's exit code and, unless stderr is a
+terminal (where the output is already on screen), ends with the last lines the processes
+and the launcher wrote to stderr: a worker's Python traceback (torchrun's summary repeats
+it, via `record`), or for a native crash Python's fault handler's stack of every thread.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
+import traceback
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -49,6 +57,8 @@ from genloop.train.runs import TrainResult
 from genloop.workspace import Workspace
 
 LAUNCHERS = ("accelerate", "torchrun")
+STDERR_TAIL_LINES = 60
+"""Lines of the launch's stderr a failure's message ends with (torchrun's summary is ~25)."""
 
 
 @dataclass(frozen=True)
@@ -116,11 +126,12 @@ def launch_training(
     command = launch_command(plan, spec_path)
     say(f"launching {plan.num_processes} training processes with {plan.launcher}")
     try:
-        code = subprocess.run(command, env=_worker_env(plan.num_processes), check=False).returncode
+        code, stderr_tail = _run_launcher(command, _worker_env(plan.num_processes))
         if code != 0 or not result_path.is_file():
+            output = f"; the end of its stderr:\n{stderr_tail}" if stderr_tail else "; the output is above"
             raise GenloopError(
                 f"training under {plan.launcher} with {plan.num_processes} processes failed "
-                f"(exit code {code}); the processes' output is above",
+                f"(exit code {code}){output}",
                 hint="run the same command again to resume from the last checkpoint, "
                 "or train in one process (without --launcher) to see the error alone",
             )
@@ -129,6 +140,27 @@ def launch_training(
         for path in (spec_path, result_path):
             with suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _run_launcher(command: Sequence[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the launcher; its exit code and the last `STDERR_TAIL_LINES` lines of its stderr.
+
+    On a terminal the processes write to it themselves (live progress bars) and the tail is
+    "". Elsewhere (CI, a log file) each line passes through to our stderr as it comes, and
+    the last ones are kept for the error message.
+    """
+    if sys.stderr is None or sys.stderr.isatty():
+        return subprocess.run(command, env=env, check=False).returncode, ""
+    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as process:
+        assert process.stderr is not None  # stderr=PIPE
+        for raw in process.stderr:
+            line = raw.decode("utf-8", errors="replace")
+            sys.stderr.write(line)
+            tail.append(line)
+        code = process.wait()
+    sys.stderr.flush()
+    return code, "".join(tail).rstrip("\n")
 
 
 def launch_command(plan: LaunchPlan, spec_path: Path) -> list[str]:
@@ -172,6 +204,7 @@ def run_worker(spec_path: Path) -> None:
 
     spec: dict[str, Any] = json.loads(spec_path.read_text(encoding="utf-8"))
     init_distributed()
+    completed = False
     try:
         workspace = Workspace(Path(spec["workspace"]))
         catalog = open_catalog(spec["catalog_url"])
@@ -193,9 +226,45 @@ def run_worker(spec_path: Path) -> None:
         )
         if is_main_process():
             atomic_write_json(Path(spec["result"]), asdict(result))
+        completed = True
     finally:
-        teardown_distributed()
+        teardown_distributed(completed=completed)
+
+
+def _worker_main(spec_path: Path) -> int:
+    """A launched process from start to exit code: 0, or 1 with the traceback on stderr.
+
+    torchrun's `record` enables the fault handler (a native crash prints every thread's
+    Python stack) and puts an exception's traceback into torchrun's failure summary.
+    """
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    try:
+        record(run_worker)(spec_path)
+    except BaseException:  # reported here; the process then ends with 1
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def _exit_at_once(code: int) -> None:
+    """End the process without interpreter shutdown: flush what Python buffers, then `os._exit`.
+
+    gloo's worker threads outlive `destroy_process_group` once DDP has used the group, and
+    one may still be dropping the last collective's tensors, which takes the GIL. A thread
+    that takes the GIL while the interpreter shuts down is ended by `pthread_exit`, whose
+    unwinding through a noexcept destructor aborts the process: "terminate called without
+    an active exception", SIGABRT, after a run that succeeded (seen under CPU load in 2 of
+    24 torchrun launches of a collective-then-exit script). Nothing is left to shut down:
+    the result is written, the process group left, the catalog committed; atexit handlers
+    are skipped, so logging is shut down and stdout/stderr flushed here.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    run_worker(Path(sys.argv[1]))
+    _exit_at_once(_worker_main(Path(sys.argv[1])))

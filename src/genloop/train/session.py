@@ -102,6 +102,7 @@ class TrainingSession:
         self.uses = list(uses)
         self.parent_id = parent_id
         self.train_config = cfg.model_dump(mode="json")
+        self.run_extra = run_extra
         identity = {**self.train_config, **({"run_extra": run_extra} if run_extra else {})}
         self.run_id = run_id_for(
             family=family, model_name=model_name, config=identity, uses=self.uses, init_from=parent_id
@@ -137,6 +138,7 @@ class TrainingSession:
                     "model": self.model_config,
                     "datasets": [{"id": u.dataset.id, "role": u.role, "repeat": u.repeat} for u in self.uses],
                     "init_from": self.parent_id,
+                    **({"extra": self.run_extra} if self.run_extra else {}),
                 },
             )
             self.recorder.start(

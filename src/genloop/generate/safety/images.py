@@ -34,7 +34,7 @@ from PIL import Image
 from genloop.errors import GenloopError, MissingDependencyError
 from genloop.generate.artifact import Artifact
 from genloop.generate.safety.registry import DEFAULT_CHECKS, SafetyContext, Verdict, register_check
-from genloop.generate.safety.training_data import describe, model_config, training_datasets
+from genloop.generate.safety.training_data import describe, model_config, model_made, training_datasets
 from genloop.train.images import decode_image
 
 IMAGE = frozenset({"image"})
@@ -99,7 +99,7 @@ class NearDuplicate:
         where: list[str] = []
         for dataset in datasets:
             for record in dataset.iter_records("train"):
-                if record.modality == "image":
+                if record.modality == "image" and not model_made(record):
                     rows.append(decode_image(record, image_size=size, channels=channels).reshape(-1))
                     where.append(f"{dataset.id[:12]}: {record.where}")
         if not rows:

@@ -8,6 +8,12 @@
 dataset version, in catalog order. Feedback datasets count: the model was trained on them
 as much as on the first dataset. A model with no recorded dataset (e.g. registered from
 outside genloop) gives an empty list; the checks say they had nothing to compare with.
+
+Records a model made itself — samples in a reward-shaped set (`generated:VERSION`) and
+published items fed back as likes or dislikes (`feedback:like|dislike|gallery`) — are left
+out: the memorisation checks protect what people made and licensed, and a challenger that
+resembles the outputs people liked is what the fine-tune is for. Human edits
+(`feedback:edit`) are people's text and stay in.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from genloop.errors import DataError, NotFoundError
 from genloop.generate.safety.registry import SafetyContext
 from genloop.models.versions import LIST_HINT, resolve_model_version
 
+MODEL_MADE_SOURCES = ("generated:", "feedback:like", "feedback:dislike", "feedback:gallery")
 _DATASETS_KEY = "training-datasets:{}"
 _CONFIG_KEY = "model-config:{}"
 
@@ -55,10 +62,18 @@ def training_datasets(context: SafetyContext) -> list[DatasetHandle]:
     return datasets
 
 
+def model_made(record: Record) -> bool:
+    """True for a record genloop generated (a sample or a published item fed back)."""
+    return record.source.startswith(MODEL_MADE_SOURCES)
+
+
 def training_records(context: SafetyContext, modality: str) -> Iterator[Record]:
-    """The train-split records of every training dataset; a DataError names one of another modality."""
+    """The train-split records people made, of every training dataset; a DataError names one of
+    another modality."""
     for dataset in training_datasets(context):
         for record in dataset.iter_records("train"):
+            if model_made(record):
+                continue
             if record.modality != modality:
                 raise DataError(
                     f"dataset {dataset.id}: {record.where} is {record.modality}, "

@@ -585,6 +585,23 @@ def _over_time_chart(catalog: Any) -> Any:
     return line_chart(series, x_labels=labels, y_range=(0.0, 1.0))
 
 
+def _loop_context(catalog: Any) -> dict[str, Any]:
+    """`genloop loop`: like-rate per round (one line per model) and the allocation decisions."""
+    from genloop.loop.rounds import RoundSummary, loop_history
+
+    rounds, decisions = loop_history(catalog)
+    series: dict[str, list[tuple[float, float]]] = {}
+    rows = []
+    for row in rounds:
+        summary = RoundSummary(row.round, str(row.champion_id), row.challenger_id, dict(row.stats or {}))
+        if summary.like_rate is not None:
+            series.setdefault(row.model_name, []).append((float(row.round), summary.like_rate))
+        rows.append({"row": row, "summary": summary})
+    labels = {float(row.round): f"round {row.round}" for row in rounds}
+    chart = line_chart(series, x_labels=labels, y_range=(0.0, 1.0)) if series else None
+    return {"loop_chart": chart, "loop_rounds": rows, "decisions": decisions}
+
+
 @router.get("/console/analytics", name="console_analytics", response_model=None)
 def analytics(
     request: Request, visitor: VisitorDep, catalog: CatalogDep, templates: TemplatesDep
@@ -596,5 +613,6 @@ def analytics(
         "active": "analytics",
         "groups": {by: queries.feedback_groups(catalog, by) for by in queries.GROUPINGS},
         "over_time": _over_time_chart(catalog),
+        **_loop_context(catalog),
     }
     return page(templates, request, principal, "console/analytics.html", context)
