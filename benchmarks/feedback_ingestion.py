@@ -1,16 +1,27 @@
 """Feedback ingestion over real HTTP: events/s, p50/p99 latency, and nothing lost.
 
-    python benchmarks/feedback_ingestion.py                       # SQLite and PostgreSQL, 1 and 2 workers
-    python benchmarks/feedback_ingestion.py --backends sqlite --workers 1 --requests 2000
+    python benchmarks/feedback_ingestion.py             # SQLite and PostgreSQL, 1 and 2 workers, both modes
+    python benchmarks/feedback_ingestion.py --backends sqlite --workers 1 --modes single --requests 2000
 
 For each backend (SQLite in a temporary workspace; PostgreSQL in a fresh database that
 is dropped afterwards) and each worker count, a real `uvicorn --workers N` serves the
 app on a free loopback port, and `--clients` concurrent clients (default 16) send
-`--requests` anonymous `POST /api/v1/feedback` events (default 4 000), each with a
-unique idempotency key and its own viewer id (cookie): many viewers, as in production,
-so the per-viewer rate limit (`genloop.server.ratelimit`, on at its default) never
-triggers and the per-viewer de-duplication of repeated clicks never merges two events.
-Afterwards the catalog is counted: every 2xx must be one stored row (0 lost).
+`--requests` events (default 4 000), each with a unique idempotency key and its own
+viewer id: many viewers, as in production, so the per-viewer rate limit
+(`genloop.server.ratelimit`, on at its default) never triggers and the per-viewer
+de-duplication of repeated clicks never merges two events. Two modes, measured apart:
+
+* single: anonymous `POST /api/v1/feedback`, one event per request, the viewer id in
+  the cookie: what the gallery sends. Latency is per event.
+* batch: `POST /api/v1/feedback/batch` with an editor key, `--batch-size` events per
+  request (default 100): what an integration sends. Latency is per batch request.
+
+Afterwards the catalog is counted: every event answered 2xx must be one stored row (0 lost).
+`genloop serve` runs one process (`--workers 1`); `--workers 2` is `uvicorn --workers 2`, one
+per core of the 2-vCPU machine, as a deployment on PostgreSQL would run it.
+
+The old code can be measured side by side: `PYTHONPATH=<export of a commit>/src python
+benchmarks/feedback_ingestion.py …` (the servers inherit the path; the catalog schema must match).
 
 The clients speak HTTP/1.1 keep-alive over raw asyncio streams (one connection each): a
 full HTTP client library would spend more CPU than the server on a 2-core machine, and
@@ -35,7 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,10 +71,11 @@ def app_from_env():  # type: ignore[no-untyped-def]
 # -- the catalog ---------------------------------------------------------------------------------
 
 
-def seed(root: Path, database_url: str) -> list[str]:
-    """A workspace at `root` whose catalog has PUBLICATIONS published items; their ids."""
+def seed(root: Path, database_url: str) -> tuple[list[str], str]:
+    """A workspace at `root` whose catalog has PUBLICATIONS published items: their ids, an editor key."""
     from genloop.catalog import open_catalog
     from genloop.catalog.models import ContentItem, ModelVersion, Publication, Run
+    from genloop.server.auth import create_api_key
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "genloop.toml").write_text(TOML, encoding="utf-8")
@@ -99,7 +111,7 @@ def seed(root: Path, database_url: str) -> list[str]:
                     published_at=datetime.now(UTC),
                 )
             )
-    return ids
+    return ids, create_api_key(catalog, name="bench-integration", role="editor").secret
 
 
 def stored_count(database_url: str, prefix: str) -> int:
@@ -233,14 +245,57 @@ async def one_request(
 @dataclass
 class Outcome:
     latencies_ms: list[float]
+    """Per request."""
     statuses: dict[int, int]
+    """Events per HTTP status of the request that carried them."""
     seconds: float
+
+
+def event_body(publications: list[str], prefix: str, i: int) -> dict[str, str]:
+    return {
+        "publication_id": publications[i % len(publications)],
+        "kind": "like" if i % 3 else "dislike",
+        "idempotency_key": f"{prefix}{i:08d}",
+    }
+
+
+def viewer_id(prefix: str, i: int) -> str:
+    return f"{prefix.replace('-', '_')}{i:016d}"
 
 
 async def send_feedback(
     port: int, publications: list[str], prefix: str, requests: int, clients: int
 ) -> Outcome:
-    """`requests` events from `clients` concurrent connections; each event a new viewer and key."""
+    """`requests` single-event POSTs from `clients` concurrent connections; each a new viewer and key."""
+
+    def request(i: int) -> tuple[str, bytes, dict[str, str], int]:
+        headers = {"Content-Type": "application/json", "Cookie": f"genloop_viewer={viewer_id(prefix, i)}"}
+        return "/api/v1/feedback", json.dumps(event_body(publications, prefix, i)).encode(), headers, 1
+
+    return await run_clients(port, requests, clients, request)
+
+
+async def send_batches(
+    port: int, publications: list[str], prefix: str, events: int, clients: int, batch_size: int, key: str
+) -> Outcome:
+    """`events` events in batch requests of `batch_size`, from `clients` concurrent connections."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+
+    def request(b: int) -> tuple[str, bytes, dict[str, str], int]:
+        numbers = range(b * batch_size, min(events, (b + 1) * batch_size))
+        batch = [{**event_body(publications, prefix, i), "viewer_id": viewer_id(prefix, i)} for i in numbers]
+        return "/api/v1/feedback/batch", json.dumps({"events": batch}).encode(), headers, len(batch)
+
+    return await run_clients(port, -(-events // batch_size), clients, request)
+
+
+async def run_clients(
+    port: int,
+    requests: int,
+    clients: int,
+    build: Callable[[int], tuple[str, bytes, dict[str, str], int]],
+) -> Outcome:
+    """`requests` POSTs `build(i)` (path, body, headers, events in it) over `clients` connections."""
     counter = iter(range(requests))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -249,21 +304,11 @@ async def send_feedback(
         connection = await Connection.open(port)
         try:
             for i in counter:
-                event = {
-                    "publication_id": publications[i % len(publications)],
-                    "kind": "like" if i % 3 else "dislike",
-                    "idempotency_key": f"{prefix}{i:08d}",
-                }
-                headers = {
-                    "Content-Type": "application/json",
-                    "Cookie": f"genloop_viewer={prefix.replace('-', '_')}{i:016d}",
-                }
+                path, body, headers, events = build(i)
                 started = time.perf_counter()
-                status, _ = await connection.request(
-                    "POST", "/api/v1/feedback", json.dumps(event).encode(), headers
-                )
+                status, _ = await connection.request("POST", path, body, headers)
                 latencies.append((time.perf_counter() - started) * 1000)
-                statuses[status] = statuses.get(status, 0) + 1
+                statuses[status] = statuses.get(status, 0) + events
         finally:
             connection.close()
 
@@ -286,6 +331,7 @@ def percentile(values: list[float], q: float) -> float:
 @dataclass
 class Row:
     backend: str
+    mode: str
     workers: int
     sent: int
     ok: int
@@ -296,23 +342,39 @@ class Row:
     other_statuses: dict[int, int]
 
 
-def measure(backend_name: str, workers: int, args: argparse.Namespace) -> Row:
+def measure(backend_name: str, workers: int, args: argparse.Namespace) -> list[Row]:
+    """One server per backend and worker count; each mode on it in turn, with its own warm-up."""
+    rows = []
     with tempfile.TemporaryDirectory(prefix="genloop-bench-") as tmp, backend(backend_name, Path(tmp)) as url:
         root = Path(tmp) / "ws"
-        publications = seed(root, url)
+        publications, editor_key = seed(root, url)
         with uvicorn_server(root, url, workers, {}) as port:
-            asyncio.run(send_feedback(port, publications, "warm-", args.warmup, args.clients))
-            prefix = f"bench-{uuid.uuid4().hex[:8]}-"
-            outcome = asyncio.run(send_feedback(port, publications, prefix, args.requests, args.clients))
-        stored = stored_count(url, prefix)
+            for mode in args.modes.split(","):
+                if mode == "single":
+                    send = lambda prefix, n: send_feedback(port, publications, prefix, n, args.clients)  # noqa: E731
+                else:
+                    send = lambda prefix, n: send_batches(  # noqa: E731
+                        port, publications, prefix, n, args.clients, args.batch_size, editor_key
+                    )
+                asyncio.run(send(f"warm-{mode}-", args.warmup))
+                prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+                outcome = asyncio.run(send(prefix, args.requests))
+                rows.append(
+                    row(backend_name, mode, workers, args.requests, outcome, stored_count(url, prefix))
+                )
+    return rows
+
+
+def row(backend_name: str, mode: str, workers: int, sent: int, outcome: Outcome, stored: int) -> Row:
     ok = sum(n for status, n in outcome.statuses.items() if 200 <= status < 300)
     return Row(
         backend=backend_name,
+        mode=mode,
         workers=workers,
-        sent=args.requests,
+        sent=sent,
         ok=ok,
         stored=stored,
-        events_per_s=args.requests / outcome.seconds,
+        events_per_s=sent / outcome.seconds,
         p50_ms=percentile(outcome.latencies_ms, 50),
         p99_ms=percentile(outcome.latencies_ms, 99),
         other_statuses={s: n for s, n in outcome.statuses.items() if not 200 <= s < 300},
@@ -320,30 +382,29 @@ def measure(backend_name: str, workers: int, args: argparse.Namespace) -> Row:
 
 
 def profile_route(count: int) -> None:
-    """cProfile of what the route does per event (rate-limit count, insert, counts), no HTTP."""
+    """cProfile of what the route does per event (rate-limit count, lookup, insert), no HTTP."""
     import cProfile
     import pstats
 
     from genloop.catalog import open_catalog
-    from genloop.feedback.analytics import counts_for_publications
-    from genloop.feedback.events import record_feedback
+    from genloop.feedback.events import feedback_transaction, record_feedback_in
     from genloop.server.ratelimit import enforce_viewer_rate_limit
 
     with tempfile.TemporaryDirectory(prefix="genloop-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'ws' / '.genloop' / 'genloop.db'}"
         (Path(tmp) / "ws" / ".genloop").mkdir(parents=True)
-        publications = seed(Path(tmp) / "ws", url)
+        publications, _ = seed(Path(tmp) / "ws", url)
         catalog = open_catalog(url)
 
         def work() -> None:
             for i in range(count):
                 viewer = f"profile_{i:016d}"
-                enforce_viewer_rate_limit(catalog, viewer, limit=120, window=60)
-                event = record_feedback(
-                    catalog, publication_id=publications[i % PUBLICATIONS], kind="like",
-                    viewer_id=viewer, idempotency_key=f"profile-{i:08d}",
-                )  # fmt: skip
-                counts_for_publications(catalog, [event.publication_id])
+                with feedback_transaction(catalog) as connection:
+                    enforce_viewer_rate_limit(connection, viewer, limit=120, window=60)
+                    record_feedback_in(
+                        connection, publication_id=publications[i % PUBLICATIONS], kind="like",
+                        viewer_id=viewer, idempotency_key=f"profile-{i:08d}",
+                    )  # fmt: skip
 
         started = time.perf_counter()
         profiler = cProfile.Profile()
@@ -360,7 +421,9 @@ def main() -> None:
     )
     parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts, comma-separated")
+    parser.add_argument("--modes", default="single,batch", help="comma-separated: single, batch")
     parser.add_argument("--requests", type=int, default=4000, help="events sent per measurement")
+    parser.add_argument("--batch-size", type=int, default=100, help="events per batch request")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
     parser.add_argument("--warmup", type=int, default=200, help="events sent first, not measured")
     parser.add_argument(
@@ -368,22 +431,26 @@ def main() -> None:
     )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
+    load_before = os.getloadavg()[0]
     rows = [
-        measure(name, int(workers), args)
+        result
         for name in args.backends.split(",")
         for workers in args.workers.split(",")
+        for result in measure(name, int(workers), args)
     ]
     print(
         f"\n{args.clients} concurrent clients, loopback, {os.cpu_count()} CPUs shared by clients and server, "
-        f"load average at the end {os.getloadavg()[0]:.1f}"
+        f"load average (1 min) {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
+        f"batch: {args.batch_size} events per request, latency per request"
     )
-    print("| backend | uvicorn workers | events/s | p50 ms | p99 ms | sent | 2xx | stored | lost | other |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    columns = "backend, mode, uvicorn workers, events/s, p50 ms, p99 ms, sent, 2xx, stored, lost, other"
+    print("| " + " | ".join(columns.split(", ")) + " |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         other = ", ".join(f"{s}×{n}" for s, n in sorted(r.other_statuses.items())) or "—"
         print(
-            f"| {r.backend} | {r.workers} | {r.events_per_s:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
-            f"| {r.sent} | {r.ok} | {r.stored} | {r.ok - r.stored} | {other} |"
+            f"| {r.backend} | {r.mode} | {r.workers} | {r.events_per_s:,.0f} | {r.p50_ms:.1f} "
+            f"| {r.p99_ms:.1f} | {r.sent} | {r.ok} | {r.stored} | {r.ok - r.stored} | {other} |"
         )
     print(f"\ncommand: python benchmarks/feedback_ingestion.py {shlex.join(sys.argv[1:])}".rstrip())
     if args.profile:

@@ -21,6 +21,10 @@ against the first champion's; then events, rounds and wall time. Usage::
     .venv/bin/python benchmarks/loop_fashion.py [--label Sneaker] [--rounds 4] [--limit 20000]
         [--per-round 64] [--viewers 30] [--beta 2.0] [--samples 2000] [--workspace DIR]
 
+`--eyes pixels` gives the persona eyes of its own — a logistic regression on the raw pixels of
+the train split (scikit-learn) — instead of the workspace classifier, whose features the reward
+model also uses: then the audience's perception and the model's reward share nothing.
+
 Quick check that it works: `--limit 3000 --rounds 2 --per-round 32 --samples 500`.
 """
 
@@ -102,6 +106,33 @@ def label_share(ws: Workspace, catalog: Any, version: str | None, label: str) ->
     return read_label_prior(loaded.path, loaded.classes).get(label)
 
 
+def pixel_eyes(ws: Workspace, catalog: Any) -> Any:
+    """A logistic regression on raw 28×28 pixels of the train split: P(class | image)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from sklearn.linear_model import LogisticRegression
+
+    from genloop.data.datasets import open_dataset_version
+    from genloop.improve.recipe import training_dataset_id
+
+    champion = resolve_model_version(catalog, "fashion@champion")
+    data = open_dataset_version(ws, catalog, training_dataset_id(catalog, champion))
+
+    def pixels(image: Image.Image) -> np.ndarray:
+        return np.asarray(image.convert("L").resize((28, 28)), dtype=np.float32).reshape(-1) / 255.0
+
+    rows = [(pixels(Image.open(io.BytesIO(r.payload))), r.label) for r in data.iter_records("train")]
+    model = LogisticRegression(max_iter=300, C=0.5).fit(np.stack([x for x, _ in rows]), [y for _, y in rows])
+    classes = [str(c) for c in model.classes_]
+
+    def recognise(image: Image.Image) -> dict[str, float]:
+        return dict(zip(classes, model.predict_proba(pixels(image)[None])[0].tolist(), strict=True))
+
+    return recognise
+
+
 def pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
@@ -120,6 +151,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workspace", type=Path, default=None)
+    parser.add_argument("--eyes", choices=("classifier", "pixels"), default="classifier")
     args = parser.parse_args()
     os.environ.pop("GENLOOP_DATABASE_URL", None)
     root = args.workspace or Path(tempfile.mkdtemp(prefix="genloop-loop-fashion-"))
@@ -141,7 +173,8 @@ def main() -> None:
     setup_seconds = time.perf_counter() - began
     first = resolve_model_version(catalog, "fashion@champion")
     first_fd = fd_of(ws, catalog, first)
-    audience = SimulatedAudience(ws, ws.config.loop.audience)
+    eyes = pixel_eyes(ws, catalog) if args.eyes == "pixels" else None
+    audience = SimulatedAudience(ws, ws.config.loop.audience, recognise=eyes)
 
     lines: list[str] = []
 
@@ -175,6 +208,7 @@ def main() -> None:
         f"date: {when}; machine: {platform.machine()}, {os.cpu_count()} vCPU, "
         f"load before {load_before[0]:.2f}"
     )
+    print(f"persona eyes: {args.eyes}")
     print(
         f"workspace: {root}; first champion {first}, FD {first_fd:.2f} "
         f"(LeNet features, {args.samples} class-balanced samples)"

@@ -82,28 +82,50 @@ def test_reused_key_for_another_event_is_a_conflict(chain: Catalog) -> None:
     assert rows(chain) == 1
 
 
+def _lookup_missing_the_key_once(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """Make the first lookup miss the stored key, as if another request stored it just after."""
+    real_lookup = events._lookup
+    calls: list[str | None] = []
+
+    def lookup(connection, **keys):  # type: ignore[no-untyped-def]
+        found = real_lookup(connection, **keys)
+        calls.append(keys["idempotency_key"])
+        return {**found, "key_id": None} if len(calls) == 1 and found is not None else found
+
+    monkeypatch.setattr(events, "_lookup", lookup)
+    return calls
+
+
 def test_race_on_the_unique_key_returns_the_winner(chain: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another request inserts the key after our lookup: the unique constraint fires, we read its row.
+    """Another request inserts the key after our lookup: the insert does nothing, we read its row.
 
     A comment, because comments are never de-duplicated: only the key can catch the repeat.
     """
     winner = record_feedback(
         chain, publication_id="p-b", kind="comment", text="hi", viewer_id="v1", idempotency_key="race"
     )
-    real_lookup = events._find_by_key
-    calls = []
-
-    def lookup_missing_once(session, key):  # type: ignore[no-untyped-def]
-        calls.append(key)
-        return None if len(calls) == 1 else real_lookup(session, key)
-
-    monkeypatch.setattr(events, "_find_by_key", lookup_missing_once)
+    calls = _lookup_missing_the_key_once(monkeypatch)
     loser = record_feedback(
         chain, publication_id="p-b", kind="comment", text="hi", viewer_id="v1", idempotency_key="race"
     )
-    assert len(calls) == 2  # the first lookup missed, the insert failed, the second found the winner
+    assert calls == ["race"]  # the lookup missed, the insert did nothing, the winner was read
     assert loser.id == winner.id
     assert loser.replayed is True
+    assert loser.text == "hi"
+    assert rows(chain) == 1
+
+
+def test_race_lost_to_another_event_with_the_key_is_a_conflict(
+    chain: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_feedback(
+        chain, publication_id="p-b", kind="comment", text="hi", viewer_id="v1", idempotency_key="race"
+    )
+    _lookup_missing_the_key_once(monkeypatch)
+    with pytest.raises(IdempotencyConflictError):
+        record_feedback(
+            chain, publication_id="p-b", kind="flag", text="no", viewer_id="v1", idempotency_key="race"
+        )
     assert rows(chain) == 1
 
 

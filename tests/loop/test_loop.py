@@ -20,10 +20,11 @@ from genloop.catalog import open_catalog
 from genloop.catalog.models import AllocationDecision, FeedbackEvent, LoopRound, Publication
 from genloop.catalog.session import close_all
 from genloop.cli.main import app
+from genloop.config import GateConfig
 from genloop.loop.audience import AudienceReport, SimulatedAudience
 from genloop.loop.rounds import run_loop
 from genloop.models.label_prior import PRIOR_FILE
-from genloop.models.versions import load_model_version
+from genloop.models.versions import load_model_version, resolve_model_version
 from genloop.pipeline.runner import run_pipeline
 from genloop.server.app import create_app
 from genloop.server.auth import create_api_key
@@ -148,6 +149,34 @@ def test_two_rounds_resume_after_a_kill_and_record_every_decision(
         status = json.loads(result.stdout)
         assert [r["round"] for r in status["rounds"]] == [1, 2]
         assert status["decisions"][-1]["action"] == bandit[0].action
+
+        # round 3 under a gate nothing can pass: no challenger goes live, and each refusal is recorded
+        impossible = GateConfig(metric="conditional_accuracy", rule="at_least", value=1.01)
+        strict = ws.config.model_copy(
+            update={
+                "gates": [impossible],
+                "loop": ws.config.loop.model_copy(
+                    update={"min_exposure": 0, "promote_at": 1e-6, "retire_at": 0.0}
+                ),
+            }
+        )
+        (third,) = run_loop(ws, catalog, strict, audience, rounds=1)
+        made = third.stats["improve"]["challenger"]
+        assert third.stats["next_challenger"] is None
+        assert [g["passed"] for g in third.stats["improve"]["gates"]] == [False]
+        with catalog.session() as session:
+            blocked = list(
+                session.scalars(
+                    select(AllocationDecision).where(
+                        AllocationDecision.round == 3, AllocationDecision.action == "gate-blocked"
+                    )
+                )
+            )
+        assert made in {d.challenger_id for d in blocked}
+        assert all("conditional_accuracy" in d.reason for d in blocked)
+        if third.challenger:  # the live challenger the bandit wanted to promote was refused too
+            assert third.stats["decision"]["action"] == "gate-blocked"
+        assert resolve_model_version(catalog, "digits@champion") != made
     finally:
         close_all()
 

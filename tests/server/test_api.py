@@ -111,7 +111,7 @@ def test_feedback_records_event_and_sets_viewer_cookie(client: TestClient, seede
     assert event["publication_id"] == publication_id
     assert event["kind"] == "like"
     assert event["replayed"] is False
-    assert (event["likes"], event["dislikes"]) == (1, 0)
+    assert (event["likes_change"], event["dislikes_change"]) == (1, 0)
 
     set_cookie = response.headers["set-cookie"]
     assert set_cookie.startswith(f"{VIEWER_COOKIE}=")
@@ -123,7 +123,7 @@ def test_feedback_records_event_and_sets_viewer_cookie(client: TestClient, seede
     assert second.status_code == 201
     assert "set-cookie" not in second.headers  # the viewer keeps the id it has
     # The viewer changed their mind: both events are kept, only the latest reaction counts.
-    assert (second.json()["likes"], second.json()["dislikes"]) == (0, 1)
+    assert (second.json()["likes_change"], second.json()["dislikes_change"]) == (-1, 1)
     with seeded.catalog.session() as session:
         rows = session.scalars(select(FeedbackEvent).order_by(FeedbackEvent.id)).all()
     assert [(row.publication_id, row.kind, row.viewer_id) for row in rows] == [
@@ -139,7 +139,7 @@ def test_feedback_idempotency_key(client: TestClient, seeded: SeededCatalog) -> 
     assert first.status_code == again.status_code == 201
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["replayed"] is True
-    assert again.json()["likes"] == 1
+    assert again.json()["likes_change"] == 0
     assert event_count(seeded) == 1
 
     conflict = vote(client, seeded.publication_ids[1], "dislike", idempotency_key=key)

@@ -11,10 +11,14 @@ Rules (per viewer + publication):
 * edit, comment, flag: never merged (each one is content; clients send idempotency keys).
 
 Two API workers must agree without talking to each other, so the decision lives in
-SQL: the previous event of the slot is read, and a new event gets a *derived*
+SQL: the previous event of the slot is read (by `events.py`, in the same statement that
+checks the publication and the client's key), and a new event gets a *derived*
 idempotency key, `dedup:` + a hash of (viewer, publication, kind, value, id of that
 previous event). Two concurrent requests that saw the same history derive the same key;
 the unique constraint lets one insert and the other reads the winner.
+
+`decide` is pure (no database): it takes that previous event, so the whole rule is
+here and the SQL that finds the previous event is written once, in `events.py`.
 """
 
 from __future__ import annotations
@@ -22,11 +26,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from genloop.catalog.models import FeedbackEvent
+from typing import Protocol
 
 REPEAT_WINDOW = timedelta(minutes=30)
 WINDOWED_KINDS = frozenset({"impression", "click"})
@@ -40,10 +40,23 @@ SLOTS: dict[str, tuple[str, ...]] = {
 """The kinds whose latest event decides whether a new one repeats it."""
 
 
+class StoredEvent(Protocol):
+    """What the rule needs of the viewer's previous event of the slot."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
 @dataclass(frozen=True)
 class DedupDecision:
-    duplicate_of: FeedbackEvent | None
-    """The stored event this one repeats (return it, store nothing), else None."""
+    repeats: bool
+    """True: the event repeats `previous` (return that one, store nothing)."""
     derived_key: str | None
     """The idempotency key to store a new event under when the client sent none."""
 
@@ -54,7 +67,7 @@ def derived_key(viewer_id: str, publication_id: str, kind: str, value: float | N
 
 
 def decide(
-    session: Session,
+    previous: StoredEvent | None,
     *,
     publication_id: str,
     kind: str,
@@ -62,27 +75,18 @@ def decide(
     value: float | None,
     at: datetime,
 ) -> DedupDecision:
-    """Whether the event repeats the viewer's previous one of its slot (read in this session)."""
-    slot = SLOTS.get(kind)
-    if slot is None:
-        return DedupDecision(None, None)
-    previous = session.scalars(
-        select(FeedbackEvent)
-        .where(
-            FeedbackEvent.viewer_id == viewer_id,
-            FeedbackEvent.publication_id == publication_id,
-            FeedbackEvent.kind.in_(slot),
-        )
-        .order_by(FeedbackEvent.id.desc())
-        .limit(1)
-    ).first()
+    """Whether the event repeats `previous`, the viewer's latest event of the kind's slot (None: none yet)."""
+    if kind not in SLOTS:
+        return DedupDecision(repeats=False, derived_key=None)
     if previous is not None and _repeats(previous, kind=kind, value=value, at=at):
-        return DedupDecision(previous, None)
+        return DedupDecision(repeats=True, derived_key=None)
     after = previous.id if previous is not None else 0
-    return DedupDecision(None, derived_key(viewer_id, publication_id, kind, value, after))
+    return DedupDecision(
+        repeats=False, derived_key=derived_key(viewer_id, publication_id, kind, value, after)
+    )
 
 
-def _repeats(previous: FeedbackEvent, *, kind: str, value: float | None, at: datetime) -> bool:
+def _repeats(previous: StoredEvent, *, kind: str, value: float | None, at: datetime) -> bool:
     if previous.kind != kind:
         return False  # a dislike after a like: the viewer changed their mind
     if kind in WINDOWED_KINDS:

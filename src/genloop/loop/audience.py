@@ -85,13 +85,23 @@ def api_client(workspace: Workspace, url: str | None) -> Iterator[Any]:
 
 
 class SimulatedAudience:
-    def __init__(self, workspace: Workspace, config: LoopAudienceConfig, *, url: str | None = None) -> None:
+    """`recognise`: the eyes of a likes-class persona (default: the workspace's classifier)."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        config: LoopAudienceConfig,
+        *,
+        url: str | None = None,
+        recognise: Recogniser | None = None,
+    ) -> None:
         if not config.persona:
             raise GenloopError(
                 "a simulated audience needs a persona",
                 hint="pass --simulate likes-class:LABEL (or set [loop.audience].persona)",
             )
-        recognise = workspace_recogniser(workspace) if config.persona.startswith("likes-class") else None
+        if recognise is None and config.persona.startswith("likes-class"):
+            recognise = workspace_recogniser(workspace)
         self.persona = persona_from_spec(config.persona, recognise=recognise)
         self.workspace, self.url = workspace, url
         self.config = AudienceConfig(

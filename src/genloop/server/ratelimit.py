@@ -6,6 +6,9 @@ A viewer (the pseudonymous cookie id) may store at most `limit` events per slidi
 there is no in-process counter that two workers could disagree on. Replays (repeats,
 retries) store nothing and so cost nothing.
 
+The count runs on the connection that then records the event (`feedback_transaction`),
+as one statement compiled once per process: one index range scan per request.
+
 Configuration (read on each request, so tests and operators can change it live):
 
     GENLOOP_FEEDBACK_RATE_LIMIT = "120/60"   # events / seconds per viewer (the default)
@@ -22,13 +25,13 @@ import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from fastapi import HTTPException, status
-from sqlalchemy import func, select
+from sqlalchemy import Connection, bindparam, func, select
 
-from genloop.catalog import Catalog
-from genloop.catalog.models import FeedbackEvent
 from genloop.errors import ConfigError
+from genloop.feedback.events import EVENTS
 
 RATE_LIMIT_ENV = "GENLOOP_FEEDBACK_RATE_LIMIT"
 DEFAULT_LIMIT = 120
@@ -44,7 +47,12 @@ class RateLimit:
 
 def configured_rate_limit() -> RateLimit | None:
     """The limit from `GENLOOP_FEEDBACK_RATE_LIMIT` ("N/SECONDS" or "off"); the default when unset."""
-    raw = os.environ.get(RATE_LIMIT_ENV, "").strip().lower()
+    return _parse_rate_limit(os.environ.get(RATE_LIMIT_ENV, ""))
+
+
+@lru_cache(maxsize=8)
+def _parse_rate_limit(setting: str) -> RateLimit | None:
+    raw = setting.strip().lower()
     if not raw:
         return RateLimit(DEFAULT_LIMIT, DEFAULT_WINDOW_SECONDS)
     if raw in {"off", "none", "0"}:
@@ -74,17 +82,19 @@ class RateLimited(HTTPException):
         )
 
 
+_RECENT_EVENTS = select(func.count(), func.min(EVENTS.c.created_at)).where(
+    EVENTS.c.viewer_id == bindparam("viewer_id"), EVENTS.c.created_at >= bindparam("since")
+)
+"""How many events the viewer stored since `since`, and the oldest one's time."""
+
+
 def enforce_viewer_rate_limit(
-    catalog: Catalog, viewer_id: str, *, limit: int, window: float, now: datetime | None = None
+    connection: Connection, viewer_id: str, *, limit: int, window: float, now: datetime | None = None
 ) -> int:
     """Raise `RateLimited` when the viewer stored `limit` events in the last `window` s; else the count."""
     moment = now or datetime.now(UTC)
     since = moment - timedelta(seconds=window)
-    query = select(func.count(), func.min(FeedbackEvent.created_at)).where(
-        FeedbackEvent.viewer_id == viewer_id, FeedbackEvent.created_at >= since
-    )
-    with catalog.session() as session:
-        count, oldest = session.execute(query).one()
+    count, oldest = connection.execute(_RECENT_EVENTS, {"viewer_id": viewer_id, "since": since}).one()
     if count < limit:
         return int(count)
     oldest_at = oldest if oldest.tzinfo is not None else oldest.replace(tzinfo=UTC)

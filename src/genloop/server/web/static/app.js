@@ -49,10 +49,14 @@
     return data;
   }
 
-  function setCount(group, kind, value) {
+  // The server answers how the vote changed the counts (+1, 0 or -1 each: a dislike that
+  // replaces this viewer's like is likes -1, dislikes +1), not the counts: recounting them
+  // on every click was the endpoint's main cost. The page adds the change to what it shows.
+  function addToCount(group, kind, change) {
     const counter = group.querySelector('[data-count="' + kind + '"]');
-    if (!counter || counter.textContent === String(value)) return;
-    counter.textContent = String(value);
+    if (!counter || !change) return;
+    const current = parseInt(counter.textContent, 10) || 0;
+    counter.textContent = String(Math.max(0, current + change));
     counter.classList.remove("bump");
     void counter.offsetWidth; // restart the animation
     counter.classList.add("bump");
@@ -72,8 +76,8 @@
       // The same publication can appear more than once on a page: update every copy.
       const selector = '[data-publication="' + CSS.escape(event.publication_id) + '"]';
       document.querySelectorAll(selector).forEach((copy) => {
-        setCount(copy, "like", event.likes);
-        setCount(copy, "dislike", event.dislikes);
+        addToCount(copy, "like", event.likes_change);
+        addToCount(copy, "dislike", event.dislikes_change);
         copy.querySelectorAll("[data-vote]").forEach((b) => {
           b.setAttribute("aria-pressed", String(b.dataset.vote === event.kind));
         });

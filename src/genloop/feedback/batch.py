@@ -1,0 +1,351 @@
+"""Many feedback events in one transaction, with set-based SQL: what `POST /feedback/batch` runs.
+
+The result is the one `record_feedback` would give for each event in turn (stored,
+replayed, or refused with its error); only the number of statements differs. Per
+batch, not per event:
+
+    SELECT the batch's publications that exist            (one IN list)
+    SELECT the stored events holding the batch's keys     (one IN list)
+    SELECT each (viewer, publication, slot)'s latest event (one GROUP BY)
+    INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, key   (multi-row)
+
+then the events are decided in order in memory, each one seeing the ones before it
+(a like then a dislike by one viewer in one batch: the dislike replaces the like). The
+pending rows are inserted early in two cases, so that ids rise in the batch's order:
+before an event of a slot that already has a pending row (its derived key names that
+row's id, and "latest wins" is the highest id), and before an event with no key at all
+(edit, comment, flag without a client key: inserted alone, nothing can repeat it). A key
+another request stored meanwhile (ON CONFLICT did nothing) is read back and settled as in
+`record_feedback`: a replay of that event, or a conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, func, select
+
+from genloop.errors import GenloopError, NotFoundError
+from genloop.feedback.dedup import SLOTS, decide
+from genloop.feedback.events import (
+    COLUMNS,
+    EVENTS,
+    INSERTS,
+    PUBLICATIONS,
+    FeedbackEventInfo,
+    IdempotencyConflictError,
+    as_utc,
+)
+from genloop.feedback.kinds import validate_event
+
+__all__ = ["NewEvent", "record_feedback_batch"]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    publication_id: str
+    kind: str
+    viewer_id: str
+    idempotency_key: str | None = None
+    value: float | None = None
+    text: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass
+class _Row:
+    """An event of the slot history: stored before (id known) or accepted in this batch (id once inserted)."""
+
+    publication_id: str
+    kind: str
+    viewer_id: str
+    idempotency_key: str | None
+    value: float | None
+    created_at: datetime
+    text: str | None = None
+    meta: dict[str, Any] | None = None
+    id: int | None = None
+    lost_to: _Row | None = field(default=None, repr=False)
+    """Another request stored this key first: that event (whose id is ours to report)."""
+
+    def info(self, *, replayed: bool, supersedes: str | None = None) -> FeedbackEventInfo:
+        winner = self.lost_to or self
+        assert winner.id is not None  # every row is inserted or read before results are built
+        return FeedbackEventInfo(
+            id=winner.id,
+            publication_id=winner.publication_id,
+            kind=winner.kind,
+            value=winner.value,
+            viewer_id=winner.viewer_id,
+            idempotency_key=winner.idempotency_key,
+            created_at=as_utc(winner.created_at),
+            replayed=replayed or self.lost_to is not None,
+            text=winner.text,
+            meta=winner.meta,
+            supersedes=None if self.lost_to is not None else supersedes,
+        )
+
+
+def _stored(row: Any) -> _Row:
+    return _Row(
+        publication_id=row.publication_id,
+        kind=row.kind,
+        viewer_id=row.viewer_id,
+        idempotency_key=row.idempotency_key,
+        value=row.value,
+        created_at=row.created_at,
+        text=row.text,
+        meta=row.meta,
+        id=row.id,
+    )
+
+
+_SLOT_NAME = case((EVENTS.c.kind.in_(("like", "dislike")), "reaction"), else_=EVENTS.c.kind)
+_EXISTING_PUBLICATIONS = select(PUBLICATIONS.c.id).where(
+    PUBLICATIONS.c.id.in_(bindparam("ids", expanding=True))
+)
+_HOLDING_KEYS = select(*(EVENTS.c[name] for name in COLUMNS)).where(
+    EVENTS.c.idempotency_key.in_(bindparam("keys", expanding=True))
+)
+_LATEST_PER_SLOT = select(*(EVENTS.c[name] for name in COLUMNS)).where(
+    EVENTS.c.id.in_(
+        select(func.max(EVENTS.c.id))
+        .where(
+            EVENTS.c.viewer_id.in_(bindparam("viewers", expanding=True)),
+            EVENTS.c.publication_id.in_(bindparam("publications", expanding=True)),
+            EVENTS.c.kind.in_(sorted({kind for slot in SLOTS.values() for kind in slot})),
+        )
+        .group_by(EVENTS.c.viewer_id, EVENTS.c.publication_id, _SLOT_NAME)
+    )
+)
+
+
+_INSERTS_RETURNING_KEYS = {
+    name: insert.returning(EVENTS.c.idempotency_key) for name, insert in INSERTS.items()
+}
+
+
+def _slot_key(viewer_id: str, publication_id: str, kind: str) -> tuple[str, str, tuple[str, ...]] | None:
+    slot = SLOTS.get(kind)
+    return None if slot is None else (viewer_id, publication_id, slot)
+
+
+class _Batch:
+    """The batch's view of the catalog: stored rows it touches, plus the rows it accepts."""
+
+    def __init__(self, connection: Connection, events: Sequence[NewEvent]) -> None:
+        self.connection = connection
+        publications = sorted({e.publication_id for e in events})
+        self.publications = (
+            set(connection.scalars(_EXISTING_PUBLICATIONS, {"ids": publications})) if publications else set()
+        )
+        keys = sorted({e.idempotency_key for e in events if e.idempotency_key is not None})
+        self.by_key: dict[str, _Row] = {}
+        if keys:
+            self.by_key = {
+                r.idempotency_key: _stored(r) for r in connection.execute(_HOLDING_KEYS, {"keys": keys})
+            }
+        self.latest: dict[tuple[str, str, tuple[str, ...]], _Row] = {}
+        slotted = [e for e in events if e.kind in SLOTS]
+        if slotted:
+            parameters = {
+                "viewers": sorted({e.viewer_id for e in slotted}),
+                "publications": sorted({e.publication_id for e in slotted}),
+            }
+            for r in connection.execute(_LATEST_PER_SLOT, parameters):
+                slot_key = _slot_key(r.viewer_id, r.publication_id, r.kind)
+                if slot_key is not None:
+                    self.latest[slot_key] = _stored(r)
+        self.pending: list[_Row] = []
+
+    def accept(self, row: _Row) -> None:
+        if row.idempotency_key is None:
+            self.flush()  # rows are stored in the batch's order (ids rise with it)
+            self._insert_alone(row)
+        else:
+            self.pending.append(row)
+            self.by_key[row.idempotency_key] = row
+        slot_key = _slot_key(row.viewer_id, row.publication_id, row.kind)
+        if slot_key is not None:
+            self.latest[slot_key] = row
+
+    def flush(self) -> None:
+        """Insert the pending rows (one multi-row statement); rows another request beat are read back."""
+        if not self.pending:
+            return
+        rows, self.pending = self.pending, []
+        inserted = dict(
+            (key, new_id)
+            for new_id, key in self.connection.execute(
+                _INSERTS_RETURNING_KEYS[self.connection.dialect.name],
+                [_parameters(row) for row in rows],
+            )
+        )
+        lost = [row for row in rows if row.idempotency_key not in inserted]
+        for row in rows:
+            row.id = inserted.get(row.idempotency_key)
+        if lost:
+            winners = {
+                r.idempotency_key: _stored(r)
+                for r in self.connection.execute(
+                    _HOLDING_KEYS, {"keys": [row.idempotency_key for row in lost]}
+                )
+            }
+            for row in lost:
+                winner = winners.get(row.idempotency_key or "")
+                if winner is None:
+                    raise GenloopError(
+                        f"idempotency key {row.idempotency_key!r} was taken and then vanished while storing",
+                        hint="retry the batch with the same keys",
+                    )
+                row.lost_to = winner
+
+    def _insert_alone(self, row: _Row) -> None:
+        row.id = int(
+            self.connection.execute(INSERTS[self.connection.dialect.name], _parameters(row)).scalar_one()
+        )
+
+
+def _parameters(row: _Row) -> dict[str, Any]:
+    return {
+        "publication_id": row.publication_id,
+        "kind": row.kind,
+        "value": row.value,
+        "viewer_id": row.viewer_id,
+        "idempotency_key": row.idempotency_key,
+        "created_at": row.created_at,
+        "text": row.text,
+        "meta": row.meta,
+    }
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    row: _Row
+    replayed: bool
+    supersedes: str | None = None
+
+
+def record_feedback_batch(
+    connection: Connection, events: Sequence[NewEvent], *, at: datetime | None = None
+) -> list[FeedbackEventInfo | GenloopError]:
+    """Each event's result, in order: the stored or replayed event, or why it was refused.
+
+    Runs in the caller's transaction (`feedback_transaction`); refusals write nothing.
+    """
+    moment = (at or datetime.now(UTC)).astimezone(UTC)
+    checked = [_checked(event) for event in events]
+    batch = _Batch(connection, [event for event in checked if isinstance(event, NewEvent)])
+    outcomes = [item if isinstance(item, GenloopError) else _decide(batch, item, moment) for item in checked]
+    batch.flush()
+    results: list[FeedbackEventInfo | GenloopError] = []
+    for outcome in outcomes:
+        if isinstance(outcome, GenloopError):
+            results.append(outcome)
+        elif outcome.row.lost_to is not None and not _same_event(outcome.row.lost_to, outcome.row):
+            results.append(_conflict(outcome.row.idempotency_key))
+        else:
+            results.append(outcome.row.info(replayed=outcome.replayed, supersedes=outcome.supersedes))
+    return results
+
+
+def _checked(event: NewEvent) -> NewEvent | GenloopError:
+    try:
+        validate_event(
+            kind=event.kind,
+            viewer_id=event.viewer_id,
+            idempotency_key=event.idempotency_key,
+            value=event.value,
+            text=event.text,
+            meta=event.meta,
+        )
+    except GenloopError as error:
+        return error
+    return event
+
+
+def _decide(batch: _Batch, event: NewEvent, moment: datetime) -> _Outcome | GenloopError:
+    """`record_feedback_in`'s rules, against the batch's view instead of one lookup."""
+    if event.publication_id not in batch.publications:
+        return NotFoundError(
+            f"publication {event.publication_id!r} is not in the catalog",
+            hint="publication ids are listed by GET /api/v1/publications and `genloop publish`",
+        )
+    if event.idempotency_key is not None and event.idempotency_key in batch.by_key:
+        holder = batch.by_key[event.idempotency_key]
+        if not _same_event(holder, event):
+            return _conflict(event.idempotency_key)
+        return _Outcome(holder, replayed=True)
+    slot_key = _slot_key(event.viewer_id, event.publication_id, event.kind)
+    previous = batch.latest.get(slot_key) if slot_key is not None else None
+    if previous is not None and previous.id is None and previous.lost_to is None:
+        # Another event of this slot earlier in the batch: insert it first, so that its id
+        # is known (the derived key names it) and below this one's ("latest wins" is max id).
+        batch.flush()
+    if previous is not None and previous.lost_to is not None:
+        previous = previous.lost_to
+    decision = decide(
+        _Known(previous) if previous is not None else None,
+        publication_id=event.publication_id,
+        kind=event.kind,
+        viewer_id=event.viewer_id,
+        value=event.value,
+        at=moment,
+    )
+    if decision.repeats:
+        assert previous is not None
+        return _Outcome(previous, replayed=True)
+    row = _Row(
+        publication_id=event.publication_id,
+        kind=event.kind,
+        viewer_id=event.viewer_id,
+        idempotency_key=event.idempotency_key or decision.derived_key,
+        value=event.value,
+        created_at=moment,
+        text=event.text,
+        meta=event.meta,
+    )
+    batch.accept(row)
+    return _Outcome(row, replayed=False, supersedes=previous.kind if previous is not None else None)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A slot's previous event as dedup.decide reads it (always inserted or stored by then)."""
+
+    row: _Row
+
+    @property
+    def id(self) -> int:
+        assert self.row.id is not None
+        return self.row.id
+
+    @property
+    def kind(self) -> str:
+        return self.row.kind
+
+    @property
+    def value(self) -> float | None:
+        return self.row.value
+
+    @property
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+
+def _same_event(stored: _Row, event: _Row | NewEvent) -> bool:
+    return (stored.publication_id, stored.kind, stored.viewer_id) == (
+        event.publication_id,
+        event.kind,
+        event.viewer_id,
+    )
+
+
+def _conflict(key: str | None) -> IdempotencyConflictError:
+    return IdempotencyConflictError(
+        f"idempotency key {key!r} was already used for another event",
+        hint="use a fresh key (a random UUID) for every new event; reuse a key only to retry",
+    )
