@@ -1,7 +1,7 @@
-"""Text generation over real HTTP: persistent worker processes vs thread-per-request.
+"""Text generation over real HTTP: batched persistent workers vs unbatched vs thread-per-request.
 
-    python benchmarks/text_generation_http.py                     # pool of 1 and 2 workers vs threads
-    python benchmarks/text_generation_http.py --requests 80 --pool-workers 2 --train-steps 0
+    python benchmarks/text_generation_http.py      # pool of 1 and 2 workers × batch 1 and 8, vs threads
+    python benchmarks/text_generation_http.py --requests 80 --pool-workers 2 --max-batch 1,8 --train-steps 0
 
 The model: the gpt family's "cpu" preset size (4 layers, 4 heads, 128 wide, 64-token
 context, ~0.8 M parameters), char tokenizer, trained `--train-steps` Adam steps on
@@ -9,12 +9,14 @@ Debian's fortunes (apt package `fortunes`; a built-in text when missing) so it w
 letters rather than noise; registered as version `fortunes-v1` in a temporary SQLite
 workspace.
 
-Two server designs, measured side by side in one run, each a real `uvicorn` on a free
-loopback port:
+Server designs, measured side by side in one run, each a real `uvicorn` on a free
+loopback port, all started first and then measured in interleaved rounds (`--rounds`), so
+that a shared machine's changing load falls on every design alike:
 
 * **pool** — the shipped route `POST /api/v1/generate/text`: persistent worker processes
   (`GENLOOP_TEXTGEN_WORKERS` of them, `torch.set_num_threads(1)` each, model loaded once);
-  the event loop only awaits them.
+  the event loop only awaits them. Each worker decodes up to `GENLOOP_TEXTGEN_MAX_BATCH`
+  requests together (`--max-batch`; 1 = one request at a time, the pool before batching).
 * **threads** — a reference defined here only, `POST /bench/threaded/generate/text`: the
   model loaded once in the server process and called with `run_in_threadpool` for each
   request (starlette's thread pool, torch's default intra-op threads): what a first
@@ -22,9 +24,12 @@ loopback port:
 
 `--clients` concurrent clients (default 8) each ask for 50 new tokens (temperature 0.8,
 a seed per request) until `--requests` have been answered; after `--warmup` unmeasured
-requests (worker start, model load). Reported: p50/p95 latency (client side), requests/s
-and new tokens/s. Goal (issue #7): p95 ≤ 100 ms. The machine may be shared: the table
-says how many CPUs there were, not how busy they were.
+requests (worker start, model load). Reported: p50/p95 latency (client side), requests/s,
+new tokens/s, server CPU ms per request (the uvicorn process and its workers, from /proc:
+what a design costs, whatever share of a busy machine it got), and "same text": how many
+answers equal the thread-per-request server's for the same seed (it calls the model's own
+one-by-one `generate_ids`), so batching is shown not to change a text. Goal (issue #7):
+p95 ≤ 100 ms. The machine may be shared: the load average before and after is printed.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import asyncio
 import os
 import random
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,7 +47,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +62,11 @@ FALLBACK_TEXT = (
     "The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins with a single "
     "step. Fortune favours the bold. Nothing is certain but death and taxes. "
 )
+PATHS = {
+    "pool": "/api/v1/generate/text",
+    "baseline": "/api/v1/generate/text",
+    "threads": "/bench/threaded/generate/text",
+}
 PROMPTS = ["The ", "A man ", "Love is ", "Never ", "You will ", "If ", "Q: What ", "Life "]
 
 
@@ -115,21 +126,13 @@ def corpus(limit_chars: int = 400_000) -> str:
     return "\n\n".join(texts)[:limit_chars] or FALLBACK_TEXT * 200
 
 
-def build_model(workspace_root: Path, train_steps: int) -> tuple[str, int]:
-    """Train (or not) a cpu-preset-sized GPT, register it as fortunes-v1; (version id, parameters)."""
+def build_model(workspace_root: Path, train_steps: int) -> tuple[str, int, int]:
+    """Train (or not) a cpu-preset-sized GPT, register it as fortunes-v1; (version id, parameters, vocab)."""
     import torch
 
-    from genloop.catalog import open_catalog
-    from genloop.catalog.models import Run
     from genloop.models.gpt import GPT, GPTConfig
     from genloop.models.tokenizers import CharTokenizer
-    from genloop.models.versions import register_model_version
-    from genloop.workspace import Workspace
 
-    workspace_root.mkdir(parents=True, exist_ok=True)
-    (workspace_root / "genloop.toml").write_text('[project]\nname = "bench"\n', encoding="utf-8")
-    workspace = Workspace(workspace_root)
-    catalog = open_catalog(workspace.database_url)
     text = corpus()
     tokenizer = CharTokenizer.train([text])
     config = GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=tokenizer.vocab_size)
@@ -147,21 +150,57 @@ def build_model(workspace_root: Path, train_steps: int) -> tuple[str, int]:
         loss.backward()
         optimizer.step()
     model.eval()
-    weights = workspace_root.parent / "weights"
-    model.save(weights)
+    model.save(workspace_root.parent / "weights")
+    return register_weights(workspace_root), model.num_parameters(), tokenizer.vocab_size
+
+
+def register_weights(workspace_root: Path) -> str:
+    """A workspace at `workspace_root` holding ../weights as fortunes-v1 (with the genloop imported)."""
+    from genloop.catalog import open_catalog
+    from genloop.catalog.models import Run
+    from genloop.models.versions import register_model_version
+    from genloop.workspace import Workspace
+
+    workspace_root.mkdir(parents=True, exist_ok=True)
+    (workspace_root / "genloop.toml").write_text('[project]\nname = "bench"\n', encoding="utf-8")
+    workspace = Workspace(workspace_root)
+    catalog = open_catalog(workspace.database_url)
     with catalog.session() as session:
         session.add(Run(id="bench-run", model_name=MODEL, family="gpt", config={}, path="/unused"))
-    version = register_model_version(
-        workspace, catalog, name=MODEL, family="gpt", run_id="bench-run", weights_dir=weights
+    return register_model_version(
+        workspace,
+        catalog,
+        name=MODEL,
+        family="gpt",
+        run_id="bench-run",
+        weights_dir=workspace_root.parent / "weights",
     )
-    return version, model.num_parameters()
+
+
+def baseline_workspace(root: Path, source: Path) -> Path:
+    """A copy of the model registered by the genloop in `source` (its catalog schema may be older)."""
+    baseline = root.parent / "baseline" / "ws"
+    (root.parent / "baseline").mkdir()
+    shutil.copytree(root.parent / "weights", baseline.parent / "weights")
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import text_generation_http as t; "
+    )
+    code += f"t.register_weights(__import__('pathlib').Path({str(baseline)!r}))"
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    env.pop("GENLOOP_DATABASE_URL", None)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    return baseline
 
 
 # -- the server process ---------------------------------------------------------------------------
 
 
 @contextmanager
-def uvicorn_server(workspace: Path, pool_workers: int) -> Iterator[str]:
+def uvicorn_server(
+    workspace: Path, pool_workers: int, max_batch: int, source: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """(base url, server pid) of a uvicorn serving `workspace` with that text-generation pool;
+    with `source`, genloop imported from that src/ folder (server and workers) instead."""
     import httpx
     from feedback_ingestion import free_port
 
@@ -175,12 +214,16 @@ def uvicorn_server(workspace: Path, pool_workers: int) -> Iterator[str]:
         **os.environ,
         WORKSPACE_ENV: str(workspace),
         "GENLOOP_TEXTGEN_WORKERS": str(pool_workers),
+        "GENLOOP_TEXTGEN_MAX_BATCH": str(max_batch),
         "GENLOOP_ADMIN_KEY": ADMIN_KEY,
     }
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.pop("GENLOOP_DATABASE_URL", None)
     env.pop("GENLOOP_NUM_THREADS", None)
     url = f"http://127.0.0.1:{port}"
-    with (workspace.parent / f"server-{pool_workers}.log").open("wb") as log:
+    label = f"{pool_workers}-{max_batch}" + ("-baseline" if source else "")
+    with (workspace.parent / f"server-{label}.log").open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
             deadline = time.monotonic() + 120
@@ -192,7 +235,7 @@ def uvicorn_server(workspace: Path, pool_workers: int) -> Iterator[str]:
                         break
                 except httpx.TransportError:
                     time.sleep(0.2)
-            yield url
+            yield url, process.pid
         finally:
             process.terminate()
             try:
@@ -209,19 +252,47 @@ def uvicorn_server(workspace: Path, pool_workers: int) -> Iterator[str]:
 class Result:
     mode: str
     pool_workers: int | None
+    max_batch: int | None
     latencies_ms: list[float]
     tokens: list[int]
+    texts: dict[int, str]
+    """Answer text per seed."""
     seconds: float
+    cpu_seconds: float = 0.0
+    """CPU time of the server process and its workers while this design was measured."""
+
+
+def process_tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (Linux /proc)."""
+    stats: dict[int, tuple[int, float]] = {}  # pid → (parent pid, cpu seconds)
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        # after "pid (comm)": state ppid … utime (index 11) stime (12), in clock ticks
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, (ppid, _) in stats.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(stats[pid][1] for pid in tree if pid in stats)
 
 
 async def run_clients(
     url: str, path: str, requests: int, clients: int, seed_base: int
-) -> tuple[list[float], list[int], float]:
+) -> tuple[list[float], list[int], dict[int, str], float]:
     import httpx
 
     counter = iter(range(requests))
     latencies: list[float] = []
     tokens: list[int] = []
+    texts: dict[int, str] = {}
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
     async def client(http: httpx.AsyncClient) -> None:
@@ -239,19 +310,41 @@ async def run_clients(
             if response.status_code != 200:
                 raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
             tokens.append(response.json()["tokens"])
+            texts[seed_base + i] = response.json()["text"]
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
-        return latencies, tokens, time.perf_counter() - started
+        return latencies, tokens, texts, time.perf_counter() - started
 
 
-def measure(url: str, mode: str, pool_workers: int | None, args: argparse.Namespace) -> Result:
-    path = "/api/v1/generate/text" if mode == "pool" else "/bench/threaded/generate/text"
-    asyncio.run(run_clients(url, path, args.warmup, args.clients, 10_000_000))
-    latencies, tokens, seconds = asyncio.run(run_clients(url, path, args.requests, args.clients, 0))
-    return Result(mode, pool_workers, latencies, tokens, seconds)
+def measure_interleaved(
+    designs: list[tuple[tuple[str, int], str, int | None, int | None]], args: argparse.Namespace
+) -> list[Result]:
+    """Every design ((url, server pid), mode, pool workers, max batch) warmed up, then measured in `--rounds`
+    rounds of requests/rounds each, the designs taking turns (order rotated per round): on a
+    shared machine a change of load then hits every design alike. Same seeds for every design."""
+    results = [Result(mode, size, batch, [], [], {}, 0.0) for _, mode, size, batch in designs]
+    for (url, _), mode, _, _ in designs:
+        asyncio.run(run_clients(url, PATHS[mode], args.warmup, args.clients, 10_000_000))
+    per_round = max(1, args.requests // args.rounds)
+    for round_index in range(args.rounds):
+        turn = round_index % len(designs)
+        for index in [*range(turn, len(designs)), *range(turn)]:
+            (url, pid), mode, _, _ = designs[index]
+            seed_base = round_index * per_round
+            cpu_before = process_tree_cpu_seconds(pid)
+            latencies, tokens, texts, seconds = asyncio.run(
+                run_clients(url, PATHS[mode], per_round, args.clients, seed_base)
+            )
+            result = results[index]
+            result.cpu_seconds += process_tree_cpu_seconds(pid) - cpu_before
+            result.latencies_ms += latencies
+            result.tokens += tokens
+            result.texts.update(texts)
+            result.seconds += seconds
+    return results
 
 
 def p(values: list[float], q: int) -> float:
@@ -264,35 +357,69 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=160, help="measured requests per server design")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
-    parser.add_argument("--warmup", type=int, default=16, help="unmeasured requests first")
+    parser.add_argument("--warmup", type=int, default=16, help="unmeasured requests first, per design")
+    parser.add_argument("--rounds", type=int, default=4, help="turns the designs take, requests/rounds each")
     parser.add_argument("--pool-workers", default="1,2", help="pool sizes to measure, comma-separated")
+    parser.add_argument(
+        "--max-batch",
+        default="1,8",
+        help="requests a worker decodes together (1 = unbatched), comma-separated",
+    )
     parser.add_argument("--train-steps", type=int, default=150, help="Adam steps on fortunes before serving")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also serve genloop from this src/ folder (2 workers) as the 'before' design, e.g. from "
+        "`mkdir /tmp/before && git archive HEAD src | tar -x -C /tmp/before` → /tmp/before/src",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     random.seed(0)
-    results: list[Result] = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="genloop-textgen-bench-") as tmp:
         root = Path(tmp) / "ws"
-        version, parameters = build_model(root, args.train_steps)
-        sizes = [int(n) for n in args.pool_workers.split(",")]
-        for index, size in enumerate(sizes):
-            with uvicorn_server(root, size) as url:
-                results.append(measure(url, "pool", size, args))
-                if index == len(sizes) - 1:  # the reference on the same server, right after
-                    results.append(measure(url, "threads", None, args))
+        version, parameters, vocab = build_model(root, args.train_steps)
+        pools = [(int(n), int(b)) for n in args.pool_workers.split(",") for b in args.max_batch.split(",")]
+        with ExitStack() as servers:  # all servers up at once; an idle one costs no CPU
+            designs: list[tuple[tuple[str, int], str, int | None, int | None]] = [
+                (servers.enter_context(uvicorn_server(root, size, batch)), "pool", size, batch)
+                for size, batch in pools
+            ]
+            if args.baseline_src is not None:
+                source = args.baseline_src.resolve()
+                url_pid = servers.enter_context(
+                    uvicorn_server(baseline_workspace(root, source), 2, 1, source)
+                )
+                designs.insert(0, (url_pid, "baseline", 2, None))
+            designs.append((designs[-1][0], "threads", None, None))  # the reference route, same server
+            results = measure_interleaved(designs, args)
+    reference = next(r.texts for r in results if r.mode == "threads")
     print(
-        f"\n{version}: {parameters:,} parameters; {args.clients} concurrent clients × 50 new tokens, "
-        f"{args.requests} requests per design; {os.cpu_count()} CPUs shared by clients and server; "
-        f"load average at the end {os.getloadavg()[0]:.1f}"
+        f"\n{version}: {parameters:,} parameters, 64-token context, {vocab} tokens (chars); "
+        f"{args.clients} concurrent clients × 50 new tokens, {args.requests} requests per design "
+        f"in {args.rounds} interleaved rounds; "
+        f"{os.cpu_count()} CPUs shared by clients and server; load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after"
     )
-    print("| server design | p50 ms | p95 ms | requests/s | new tokens/s | mean new tokens |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| server design | p50 ms | p95 ms | requests/s | new tokens/s | mean new tokens "
+        "| server CPU ms / request | same text |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        name = f"persistent pool, {r.pool_workers} worker(s)" if r.mode == "pool" else "thread per request"
+        if r.mode == "pool":
+            batching = "unbatched" if r.max_batch == 1 else f"batch ≤ {r.max_batch}"
+            name = f"persistent pool, {r.pool_workers} worker(s), {batching}"
+        elif r.mode == "baseline":
+            name = f"persistent pool, 2 workers, code at {args.baseline_src} (before)"
+        else:
+            name = "thread per request (reference)"
+        same = sum(reference.get(seed) == text for seed, text in r.texts.items())
         print(
             f"| {name} | {p(r.latencies_ms, 50):.0f} | {p(r.latencies_ms, 95):.0f} "
             f"| {len(r.latencies_ms) / r.seconds:.1f} | {sum(r.tokens) / r.seconds:,.0f} "
-            f"| {statistics.mean(r.tokens):.1f} |"
+            f"| {statistics.mean(r.tokens):.1f} | {r.cpu_seconds * 1000 / len(r.latencies_ms):.0f} "
+            f"| {same}/{len(r.texts)} |"
         )
     print(f"\ncommand: python benchmarks/text_generation_http.py {shlex.join(sys.argv[1:])}".rstrip())
 

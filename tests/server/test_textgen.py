@@ -1,25 +1,37 @@
 """`POST /api/v1/generate/text`: real worker processes, a real tiny GPT, a real catalog.
 
 What a client would notice: the text is the model's own continuation for that seed (the
-same as generating in-process), it is labelled AI-generated, editors only, bad input is a
-clear 4xx, the work happens in other processes, and those processes end with the server.
+same as generating in-process), also when other requests are decoded in the same batch;
+it is labelled AI-generated, editors only, bad input is a clear 4xx, the work happens in
+other processes, and those processes end with the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from genloop.catalog import Catalog, open_catalog
+from genloop.errors import GenloopError
 from genloop.models.versions import load_model_version
 from genloop.server.app import create_app
 from genloop.server.auth import create_api_key
-from genloop.server.textgen_pool import WORKERS_ENV, TextGenPool
+from genloop.server.textgen_pool import (
+    MAX_BATCH_ENV,
+    WORKERS_ENV,
+    TextGenPool,
+    TextJob,
+    generate_one,
+    max_batch_from_env,
+)
 from genloop.workspace import Workspace
 from support.tiny_generators import register_tiny
 
@@ -115,3 +127,90 @@ def test_a_killed_worker_is_replaced(
         assert after.status_code == 200, after.text
         assert after.json()["text"] == before.json()["text"]  # greedy: the same text from the new worker
         assert pool.restarts == 1 and pool.pids != [victim]
+
+
+def test_concurrent_requests_get_the_text_they_get_alone(
+    sqlite_workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One worker, so two concurrent requests share its batch; each keeps its seed's text."""
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    catalog, version, editor = _setup(sqlite_workspace, tmp_path)
+    bodies = [
+        {"model": version, "prompt": "hello", "max_new_tokens": 40, "temperature": 0.9, "seed": 11},
+        {"model": version, "prompt": "the quick", "max_new_tokens": 30, "temperature": 1.2, "top_k": 5,
+         "top_p": 0.8, "seed": 12},
+    ]  # fmt: skip
+    app = create_app(sqlite_workspace)
+    with TestClient(app) as client:
+
+        def post(body: dict[str, Any]) -> str:
+            response = client.post(URL, json=body, headers=editor)
+            assert response.status_code == 200, response.text
+            return str(response.json()["text"])
+
+        alone = [post(body) for body in bodies]
+        with ThreadPoolExecutor(len(bodies)) as threads:
+            together = list(threads.map(post, bodies))
+    model = load_model_version(sqlite_workspace, catalog, version).model
+    in_process = [
+        model.generate_text(["hello"], seed=11, max_tokens=40, temperature=0.9)[0],  # type: ignore[operator]
+        model.generate_text(["the quick"], seed=12, max_tokens=30, temperature=1.2, top_k=5, top_p=0.8)[0],  # type: ignore[operator]
+    ]
+    assert together == alone == in_process
+
+
+def test_a_batch_of_mixed_requests_matches_one_by_one(sqlite_workspace: Workspace, tmp_path: Path) -> None:
+    """Different prompt lengths, parameters and lengths past the context window, decoded as one
+    batch in one worker: each text and token count is that of generating the request alone."""
+    catalog, version, _ = _setup(sqlite_workspace, tmp_path)
+    jobs = [
+        TextJob(version, "hello", 40, 0.9, None, 1),  # 41 + 6 tokens > block_size 32: the window slides
+        TextJob(version, "", 12, 0.0, None, 2),  # greedy
+        TextJob(version, "the quick brown", 20, 1.5, 3, 3),
+        TextJob(version, "你好", 25, 0.7, None, 4, top_p=0.5),
+        TextJob(version, "hello", 40, 0.9, None, 5),  # same prompt and parameters, another seed
+    ]
+    pool = TextGenPool(sqlite_workspace.root, catalog.url, size=1, max_batch=8).start()
+    try:
+
+        async def all_at_once() -> list[Any]:
+            return await asyncio.gather(*(pool.generate(job) for job in jobs))
+
+        results = asyncio.run(all_at_once())
+    finally:
+        pool.close()
+    model = load_model_version(sqlite_workspace, catalog, version).model
+    assert [(r.text, r.tokens) for r in results] == [generate_one(model, job) for job in jobs]
+    # the jobs were queued while the worker started, so it decoded them together
+    assert max(r.batch_peak for r in results) > 1
+
+
+def test_bad_payloads_get_a_clear_4xx(sqlite_workspace: Workspace, tmp_path: Path) -> None:
+    _, version, editor = _setup(sqlite_workspace, tmp_path)
+    app = create_app(sqlite_workspace)
+    body = {"model": version, "prompt": "hi", "seed": 1}
+    with TestClient(app) as client:
+        for bad, field in [
+            ({**body, "top_p": 0}, "top_p"),
+            ({**body, "top_p": 1.5}, "top_p"),
+            ({**body, "max_new_tokens": "many"}, "max_new_tokens"),
+            ({**body, "seed": -1}, "seed"),
+            ({"prompt": "no model"}, "model"),
+        ]:
+            response = client.post(URL, json=bad, headers=editor)
+            assert response.status_code == 422, (bad, response.text)
+            assert [field] == [e["loc"][-1] for e in response.json()["detail"]], response.text
+        not_json = client.post(
+            URL, content=b"{not json", headers={**editor, "Content-Type": "application/json"}
+        )
+        assert not_json.status_code == 422 and "json" in not_json.text.lower()
+        assert getattr(app.state, "textgen_pool", None) is None  # rejected before any worker started
+
+
+def test_max_batch_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MAX_BATCH_ENV, "0")
+    with pytest.raises(GenloopError, match=MAX_BATCH_ENV) as error:
+        max_batch_from_env()
+    assert error.value.hint is not None and "1 to 256" in error.value.hint
+    monkeypatch.setenv(MAX_BATCH_ENV, "4")
+    assert max_batch_from_env() == 4

@@ -1,6 +1,6 @@
 """`POST /api/v1/generate/text`: a continuation from a small text model, answered while you wait.
 
-    {model, prompt, max_new_tokens ≤ 200, temperature?, top_k?, seed?}
+    {model, prompt, max_new_tokens ≤ 200, temperature?, top_k?, top_p?, seed?}
       → {text, model_version, tokens, ms, seed, ai_generated: true, label: {GB 45438 fields}}
 
 Role: **editor**. Generating is an editor's right in the role table (`server/auth.py`:
@@ -12,7 +12,9 @@ back-pressure.
 
 The work never runs on the event loop: the route resolves the model reference in the
 thread pool (catalog I/O), then awaits a persistent worker process
-(`genloop.server.textgen_pool`). The pool starts on the first request (spawning takes a
+(`genloop.server.textgen_pool`), which decodes it together with the other requests it holds
+(`GENLOOP_TEXTGEN_MAX_BATCH`, default 8) without changing its text: a seed gives the same
+text alone or in any batch. The pool starts on the first request (spawning takes a
 second or two; most servers never generate text) and stops with the app: this router's
 `lifespan` is merged into the app's by `include_router`, and a `weakref.finalize` in the
 pool covers an app whose lifespan never ran.
@@ -53,6 +55,7 @@ from genloop.server.textgen_pool import (
     TextGenPool,
     TextJob,
     WorkerCrashedError,
+    max_batch_from_env,
     worker_count_from_env,
 )
 
@@ -86,7 +89,10 @@ class TextGenerationCreate(BaseModel):
     prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS, description="Text to continue.")
     max_new_tokens: int = Field(default=50, ge=1, le=MAX_NEW_TOKENS)
     temperature: float = Field(default=1.0, ge=0.0, le=5.0, description="0 = greedy decoding.")
-    top_k: int | None = Field(default=None, ge=1, le=100_000)
+    top_k: int | None = Field(default=None, ge=1, le=100_000, description="Keep the k likeliest tokens.")
+    top_p: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="Nucleus: keep the likeliest tokens up to this probability."
+    )
     seed: int | None = Field(
         default=None, ge=0, le=2**31 - 1, description="Same seed, same text; omitted: a random one."
     )
@@ -134,7 +140,9 @@ def _pool(app: FastAPI, workspace_root: str, database_url: str) -> TextGenPool:
         with _POOL_LOCK:
             pool = getattr(app.state, "textgen_pool", None)
             if pool is None:
-                pool = TextGenPool(Path(workspace_root), database_url, worker_count_from_env()).start()
+                pool = TextGenPool(
+                    Path(workspace_root), database_url, worker_count_from_env(), max_batch_from_env()
+                ).start()
                 app.state.textgen_pool = pool
     return pool
 
@@ -147,6 +155,7 @@ def produce_id(version_id: str, body: TextGenerationCreate, seed: int, text: str
         "max_new_tokens": body.max_new_tokens,
         "temperature": body.temperature,
         "top_k": body.top_k,
+        **({"top_p": body.top_p} if body.top_p is not None else {}),  # ids from before top_p unchanged
         "seed": seed,
         "text": text,
     }
@@ -174,7 +183,9 @@ async def generate_text(
     version_id = await run_in_threadpool(_resolve_text_model, catalog, body.model)
     producer = await run_in_threadpool(lambda: workspace.config.generate.producer)
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
-    job = TextJob(version_id, body.prompt, body.max_new_tokens, body.temperature, body.top_k, seed)
+    job = TextJob(
+        version_id, body.prompt, body.max_new_tokens, body.temperature, body.top_k, seed, top_p=body.top_p
+    )
     pool = _pool(request.app, str(workspace.root), catalog.url)
     try:
         result = await asyncio.wait_for(pool.generate(job), REQUEST_TIMEOUT_S)
