@@ -15,11 +15,18 @@ does not depend on the weights):
 Two levels, each as `one-by-one` (chunks of 1) vs `batch 64` (chunks of 64), the same items:
 
 * **sampling**: `generate.sampler.sample_chunk`, what the model does (per-item seeds in both);
-* **end to end**: `generate.engine.generate` into a fresh workspace: sampling, then per item
-  ChannelPlan.finish (the gallery channel's resize to 256, safety checks, visible mark,
-  watermark, signed GB 45438 label), the atomic file write and the catalog row.
+* **end to end**: `generate.engine.generate` into a fresh workspace: sampling, then
+  ChannelPlan.finish_many (the gallery channel's resize to 256, safety checks, visible mark,
+  watermark, signed GB 45438 label, PNG encode), the atomic file writes and the catalog rows.
+  The batched run is timed twice: finishing each chunk on one thread (genloop's default),
+  and on `--finish-threads` threads (GENLOOP_FINISH_THREADS). The one-by-one run has a
+  single item per chunk, so it never uses more than one.
+* **near-duplicate check** alone (the end-to-end runs have no training data, so it reports
+  "not checked" there): `--images` items against `--training-images` random 28² training
+  images (MNIST's 60,000 by default), `check` per item vs `check_many` per chunk.
 
-"identical" says whether the batched items are byte-for-byte the one-by-one items.
+"identical" says whether the batched items are byte-for-byte the one-by-one items. End to end
+starts with a warm-up of 2 other items, so one-off costs fall on neither run.
 
     GENLOOP_NUM_THREADS=1 .venv/bin/python benchmarks/generate_throughput.py     # ~3 min on 2 cores
     .venv/bin/python benchmarks/generate_throughput.py --images 64 --texts 16 --tokens 32
@@ -31,6 +38,7 @@ other processes make small steps up to 50× slower at random, which swamps the c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -45,6 +53,7 @@ from genloop.catalog import open_catalog
 from genloop.catalog.models import Run
 from genloop.config import GenloopConfig
 from genloop.generate.engine import GenerationRequest, generate
+from genloop.generate.finish import FINISH_THREADS_ENV
 from genloop.generate.requests import ItemSpec, plan_items
 from genloop.generate.sampler import sample_chunk
 from genloop.models.versions import register_model_version
@@ -149,14 +158,75 @@ def end_to_end(
             workspace, catalog, name="bench", family=family, run_id="r", weights_dir=Path(tmp) / "weights"
         )
         request = _request(family, args)
+        # Warm-up on other items (another seed): one-off costs (font lookup, the watermark's
+        # patterns, the signing key, lazy imports; up to 2 s under load) would otherwise land on
+        # whichever run goes first.
+        generate(workspace, catalog, dataclasses.replace(request, seed=request.seed + 1), limit=2)
         alone_s, alone = _timed(lambda: generate(workspace, catalog, request, batch_size=1))
         alone_files = [item.path.read_bytes() for item in alone]
         for item in alone:
             item.path.unlink()
-        batch_s, batched = _timed(lambda: generate(workspace, catalog, request, batch_size=args.batch_size))
-        assert batched.created == len(alone_files)
-        identical = [item.path.read_bytes() for item in batched] == alone_files
-    return {"alone": units / alone_s, "batched": units / batch_s, "identical": identical}
+
+        def batched_on(threads: int) -> tuple[float, Any]:
+            os.environ[FINISH_THREADS_ENV] = str(threads)
+            try:
+                return _timed(lambda: generate(workspace, catalog, request, batch_size=args.batch_size))
+            finally:
+                os.environ.pop(FINISH_THREADS_ENV)
+
+        one_s, one = batched_on(1)
+        assert one.created == len(alone_files)
+        identical = [item.path.read_bytes() for item in one] == alone_files
+        for item in one:
+            item.path.unlink()
+        threads_s, threaded = batched_on(args.finish_threads)
+        identical = identical and [item.path.read_bytes() for item in threaded] == alone_files
+    return {
+        "alone": units / alone_s,
+        "batched_one_thread": units / one_s,
+        "batched_threads": units / threads_s,
+        "identical": identical,
+    }
+
+
+def near_duplicate(args: argparse.Namespace) -> dict[str, Any]:
+    """The near-duplicate check alone: `--images` 256² outputs against `--training-images` 28² ones,
+    each item on its own (`check`, as a chunk of one) vs all in one chunk (`check_many`)."""
+    from PIL import Image
+
+    from genloop.generate.artifact import Artifact
+    from genloop.generate.safety.images import NearDuplicate, TrainingImages
+    from genloop.generate.safety.registry import SafetyContext
+
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (args.training_images, 28 * 28), dtype=torch.uint8, generator=generator)
+    squared = pixels.double().square().sum(dim=1)
+    where = [f"bench: {i}" for i in range(len(pixels))]
+    check = NearDuplicate(threshold=0.15, size=28)
+    context = SafetyContext(None, None, "bench")  # type: ignore[arg-type]  # training images given below
+    context.cache["near-duplicate:bench:28"] = TrainingImages(
+        pixels, squared.sqrt(), squared, where, 28, 1, "random bench pixels"
+    )
+    queries = torch.randint(0, 256, (args.images, 28, 28), dtype=torch.uint8, generator=generator)
+    artifacts = [
+        Artifact(f"q{i}", "image", Image.fromarray(q.numpy(), "L").resize((256, 256)), "png")
+        for i, q in enumerate(queries)
+    ]
+    artifacts[0] = Artifact("copy", "image", Image.fromarray(pixels[7].reshape(28, 28).numpy(), "L"), "png")
+    alone_s, alone = _timed(lambda: [check.check(artifact, context) for artifact in artifacts])
+    chunks_s, chunked = _timed(
+        lambda: [
+            verdict
+            for i in range(0, len(artifacts), args.batch_size)
+            for verdict in check.check_many(artifacts[i : i + args.batch_size], context)
+        ]
+    )
+    assert not alone[0].passed and alone[0].score == 0.0  # the planted copy is caught
+    return {
+        "alone": len(artifacts) / alone_s,
+        "batched": len(artifacts) / chunks_s,
+        "identical": alone == chunked,
+    }
 
 
 def main() -> None:
@@ -168,6 +238,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=56, help="new tokens per text at most (default 56)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument(
+        "--finish-threads", type=int, default=2, help="GENLOOP_FINISH_THREADS of the last batched run"
+    )
+    parser.add_argument(
+        "--training-images", type=int, default=60_000, help="near-duplicate check: training images"
+    )
     args = parser.parse_args()
     os.environ.setdefault("GENLOOP_NO_PROGRESS", "1")
     use_available_cpus()
@@ -187,11 +263,18 @@ def main() -> None:
         if args.skip_end_to_end:
             continue
         row = end_to_end(family, builder, row["units"], args)
-        ratio = row["batched"] / row["alone"]
-        print(
-            f"| {family} | end to end | {unit} | {row['alone']:,.1f} | {row['batched']:,.1f} | "
-            f"{ratio:.1f}× | {'yes' if row['identical'] else 'NO'} |"
-        )
+        same = "yes" if row["identical"] else "NO"
+        for key, threads in (("batched_one_thread", 1), ("batched_threads", args.finish_threads)):
+            print(
+                f"| {family} | end to end, finish on {threads} thread{'s' if threads > 1 else ''} | {unit} | "
+                f"{row['alone']:,.1f} | {row[key]:,.1f} | {row[key] / row['alone']:.1f}× | {same} |"
+            )
+    row = near_duplicate(args)
+    print(
+        f"| near-duplicate check vs {args.training_images:,} training images | safety | images/s | "
+        f"{row['alone']:,.1f} | {row['batched']:,.1f} | {row['batched'] / row['alone']:.1f}× | "
+        f"{'yes' if row['identical'] else 'NO'} |"
+    )
 
 
 if __name__ == "__main__":

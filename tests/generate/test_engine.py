@@ -106,6 +106,26 @@ def test_same_request_gives_the_same_bytes_at_any_batch_size(vae: tuple[Workspac
     assert not {item.id for item in other} & set(files)  # another seed: other items
 
 
+def test_finishing_on_threads_gives_the_bytes_one_thread_gives(
+    vae: tuple[Workspace, Catalog, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk's images are finished on GENLOOP_FINISH_THREADS threads; no byte or status may
+    depend on how many."""
+    workspace, catalog, version = vae
+    request = GenerationRequest(model=version, per_class=4, seed=21)
+    monkeypatch.setenv("GENLOOP_FINISH_THREADS", "1")
+    alone = generate(workspace, catalog, request, batch_size=64)
+    files = _files(workspace, catalog)
+    statuses = {item.id: item.status for item in alone}
+    for item in alone:
+        item.path.unlink()
+    monkeypatch.setenv("GENLOOP_FINISH_THREADS", "4")
+    threaded = generate(workspace, catalog, request, batch_size=64)
+    assert threaded.created == len(files) and _files(workspace, catalog) == files
+    assert {item.id: item.status for item in threaded} == statuses  # computed again, not read back
+    assert not list((workspace.state_dir / "content").rglob("*.tmp"))
+
+
 def test_a_killed_job_run_again_finishes_without_duplicates(vae: tuple[Workspace, Catalog, str]) -> None:
     workspace, catalog, version = vae
     request = GenerationRequest(model=version, per_class=4, seed=3)

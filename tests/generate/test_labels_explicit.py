@@ -92,3 +92,18 @@ def test_the_chime_is_prepended_and_found_again() -> None:
     assert has_chime(chimed)
     with wave.open(io.BytesIO(chimed)) as reread:
         assert reread.getnchannels() == 2 and reread.getnframes() == rate + int(0.4 * rate)
+
+
+def test_the_mark_is_drawn_once_per_size_and_composited_the_same_on_every_image() -> None:
+    """The mark's layer is cached per (size, text, corner): a second image gets exactly what a
+    fresh rendering gives it, and marking never alters the cached layer."""
+    from genloop.generate.labels.explicit import _mark_overlay
+
+    first = Image.new("RGB", (256, 256), (GREY,) * 3)
+    second = Image.linear_gradient("L").convert("RGB")  # 256 × 256, another picture
+    mark_image(first, "AI生成")
+    cached = mark_image(second, "AI生成")
+    _mark_overlay.cache_clear()
+    fresh = mark_image(second, "AI生成")
+    assert cached.image.tobytes() == fresh.image.tobytes() and cached.glyph_box == fresh.glyph_box
+    assert mark_image(first, "AI生成").image.tobytes() == mark_image(first, "AI生成").image.tobytes()

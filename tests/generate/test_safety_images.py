@@ -166,3 +166,18 @@ def test_nsfw_without_the_package_names_the_install_line(monkeypatch: pytest.Mon
     with pytest.raises(MissingDependencyError, match="NudeNet") as raised:
         build_check("nsfw", "image")
     assert raised.value.hint is not None and "pip install nudenet" in raised.value.hint
+
+
+def test_near_duplicate_checks_a_chunk_as_it_checks_each_item(context: SafetyContext) -> None:
+    """The chunk's one matrix product gives every item the verdict checking it alone gives,
+    whatever else shares the chunk (exact copies still score exactly 0.0)."""
+    check = build_check("near-duplicate", "image")
+    train, held_out = digits(context, "train"), digits(context, "test")
+    pictures = [train[0], reencoded(train[7]), held_out[0], reencoded(held_out[1], size=256), train[3]]
+    artifacts = [image(picture) for picture in pictures]
+    alone = [check.check(artifact, context) for artifact in artifacts]
+    together = check.check_many(artifacts, context)  # type: ignore[attr-defined]
+    reversed_chunk = check.check_many(artifacts[::-1], context)  # type: ignore[attr-defined]
+    assert together == alone and reversed_chunk[::-1] == alone
+    assert [verdict.passed for verdict in alone] == [False, False, True, True, False]
+    assert alone[0].score == 0.0 and alone[-1].score == 0.0

@@ -2,7 +2,8 @@
 
     ChunkWorker(job)            loads the model and builds the ChannelPlan once
       .run(chunk)               sample the chunk in one batch → Artifact per item
-                                → ChannelPlan.finish (post-process → safety → labels → bytes)
+                                → ChannelPlan.finish_many (post-process → safety, batched
+                                  where a check can → labels → bytes)
 
 The same worker runs in the driver (the local executor) and inside each Ray actor
 (generate/ray_pool.py), so both executors produce the same bytes. Workers return
@@ -69,9 +70,8 @@ class ChunkWorker:
         start = time.perf_counter()
         data = sample_chunk(self.model, plan.family, self.classes, chunk, plan.params)
         per_item = (time.perf_counter() - start) / max(len(chunk), 1)
-        results = []
-        for spec, sampled in zip(chunk, data, strict=True):
-            artifact = Artifact(
+        artifacts = [
+            Artifact(
                 content_id=spec.content_id,
                 modality=plan.modality,
                 data=sampled,
@@ -83,5 +83,7 @@ class ChunkWorker:
                     "params": plan.params,
                 },
             )
-            results.append(ChunkResult(spec, self.plan.finish(artifact), per_item))
-        return results
+            for spec, sampled in zip(chunk, data, strict=True)
+        ]
+        finished = self.plan.finish_many(artifacts)
+        return [ChunkResult(spec, item, per_item) for spec, item in zip(chunk, finished, strict=True)]

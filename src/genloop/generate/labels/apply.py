@@ -22,21 +22,32 @@ from __future__ import annotations
 
 import importlib
 import io
+import zlib
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+
+from PIL import Image
 
 from genloop.config import LabelConfig
 from genloop.errors import ConfigError, DataError, MissingDependencyError
 from genloop.generate.artifact import Artifact
 from genloop.generate.labels import explicit
 from genloop.generate.labels.formats import container, find_labels
+from genloop.generate.labels.formats.common import image_pixel_hash
 from genloop.generate.labels.implicit import ReservedCode, aigc_label, label_json, signed_message
 from genloop.generate.labels.signing import Algorithm, Signer, default_key_path, load_or_create_signer
 from genloop.workspace import Workspace
 
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 C2PA_FORMATS = ("png", "jpeg", "webp", "wav")
+PNG_OPTIONS: dict[str, Any] = {"compress_level": 1, "compress_type": zlib.Z_RLE}
+"""Pillow's default (zlib level 6, default strategy) took 20-30 ms of a ~45 ms labelled 256² item.
+Level 1 with run-length matching (PNG filters leave long runs of zeros): 3× faster, and on a marked
+256² greyscale sample 1.7 % larger (RGB photo-like: the same size); any PNG reader decodes it.
+Options set on the artifact replace these (Z_RLE would otherwise ignore a compress_level)."""
+PNG_SAME_PIXELS = frozenset({"L", "LA", "RGB", "RGBA"})
+"""Modes a PNG stores and decodes unchanged, so the pixel hash can be taken before encoding."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ def apply_labels(artifact: Artifact, config: LabelConfig, context: LabelContext)
             producer=context.producer,
             produce_id=artifact.content_id,
             model_version=context.model_version,
+            content_hash=_known_content_hash(artifact),
         )
         labels["implicit"] = {"AIGC": label, "algorithm": signer.algorithm, "kid": signer.kid}
     if config.c2pa:
@@ -82,8 +94,9 @@ def encode(artifact: Artifact) -> bytes:
     if artifact.modality == "image":
         if artifact.format not in PIL_FORMATS:
             raise DataError(f"artifact {artifact.content_id}: cannot encode an image as {artifact.format!r}")
+        options = artifact.options or (PNG_OPTIONS if artifact.format == "png" else {})
         buffer = io.BytesIO()
-        artifact.image.save(buffer, format=PIL_FORMATS[artifact.format], **artifact.options)
+        artifact.image.save(buffer, format=PIL_FORMATS[artifact.format], **options)
         return buffer.getvalue()
     data = artifact.data
     if isinstance(data, str):
@@ -91,6 +104,15 @@ def encode(artifact: Artifact) -> bytes:
     if isinstance(data, bytes):
         return data
     raise DataError(f"artifact {artifact.content_id}: {artifact.format} holds {type(data).__name__}")
+
+
+def _known_content_hash(artifact: Artifact) -> str | None:
+    """The PNG content hash from the pixels in memory (the file decodes to the same pixels): saves
+    decoding the file just written (≈ 3 ms per 256² item). None: hash the encoded file."""
+    data = artifact.data
+    if artifact.format == "png" and isinstance(data, Image.Image) and data.mode in PNG_SAME_PIXELS:
+        return image_pixel_hash(data)
+    return None
 
 
 def _explicit(artifact: Artifact, config: LabelConfig, labels: dict[str, Any]) -> Artifact:
@@ -130,11 +152,21 @@ def signer_for(config: LabelConfig, context: LabelContext) -> Signer:
 
 
 def sign_and_write(
-    data: bytes, fmt: str, signer: Signer, *, producer: str, produce_id: str, model_version: str
+    data: bytes,
+    fmt: str,
+    signer: Signer,
+    *,
+    producer: str,
+    produce_id: str,
+    model_version: str,
+    content_hash: str | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """`data` with its signed GB 45438 label in the format's slot, and the label."""
+    """`data` with its signed GB 45438 label in the format's slot, and the label.
+
+    `content_hash`: the format's content hash of `data` when the caller already knows it.
+    """
     box = container(fmt)
-    content_hash = box.content_hash(data)
+    content_hash = content_hash or box.content_hash(data)
     label = aigc_label(
         producer=producer, produce_id=produce_id, model_version=model_version, reserved_code1=""
     )

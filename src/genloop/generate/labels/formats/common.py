@@ -65,16 +65,21 @@ def pixel_hash(data: bytes, fmt: str) -> str:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            palette = (image.getpalette() or []) if image.mode == "P" else []
-            return sha256_hash(
-                "image-pixels/1",
-                image.mode.encode("ascii"),
-                f"{image.width}x{image.height}".encode("ascii"),
-                bytes(palette),
-                image.tobytes(),
-            )
+            return image_pixel_hash(image)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot decode the {fmt.upper()} image: {exc}") from exc
+
+
+def image_pixel_hash(image: Image.Image) -> str:
+    """`pixel_hash` of an image in memory; equal to the file's when its format is lossless for the mode."""
+    palette = (image.getpalette() or []) if image.mode == "P" else []
+    return sha256_hash(
+        "image-pixels/1",
+        image.mode.encode("ascii"),
+        f"{image.width}x{image.height}".encode("ascii"),
+        bytes(palette),
+        image.tobytes(),
+    )
 
 
 def decode_text(data: bytes, fmt: str) -> str:
