@@ -37,6 +37,7 @@ VERB_MODULES = (
     "lineage_cmd",
     "tune_cmd",
     "report_cmd",
+    "support_cmd",
 )
 
 app = typer.Typer(

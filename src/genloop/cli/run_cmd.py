@@ -195,6 +195,7 @@ def demo(
     say("\n[bold]Next[/bold]")
     say(f"  genloop serve -w {directory}              # gallery at http://127.0.0.1:8000: like / dislike")
     say(f"  genloop improve -w {directory}            # fine-tune from the champion on what people liked")
+    say(f"  genloop loop --simulate likes-class:7 -w {directory}   # rounds of publish → feedback → improve")
     if content:
         say(f"  genloop lineage {content[0][:12]} -w {directory}   # content → model → run → data → license")
     say(f"  genloop models ls -w {directory}          # versions, aliases, metrics")

@@ -13,6 +13,8 @@
         text, music: items ─► Liked / PreferencePair / Thumb (the completion without its AI label)
                  ─► sft / dpo / kto from the champion, the champion's training data mixed in
                     (text_recipes.py) ─► saved through a TrainingSession, like any training run
+                 conditional music models also re-estimate their class prior p(y) from the
+                 items' observed like-rates (`feedback_prior`), as the image recipe does from rewards
 
 Every recipe registers a challenger model version (alias `challenger`, parent the champion)
 whose run lists the feedback dataset version with role `feedback` (lineage to the events),
@@ -25,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, get_args
 
+import torch
 from sqlalchemy import select
 
 from genloop.catalog import Catalog
@@ -45,6 +48,7 @@ from genloop.improve.image_recipes import (
     ImageRecipeResult,
     rejection_sampling_finetune,
     reward_weighted_finetune,
+    reward_weighted_prior,
 )
 from genloop.improve.recipe import evaluate_pair, improve, training_dataset_id
 from genloop.improve.reward import save_reward_model, train_reward_model, workspace_classifier
@@ -65,6 +69,7 @@ from genloop.improve.text_recipes import (
 )
 from genloop.models.gpt import GPT
 from genloop.models.hf_causal_lm import HFCausalLM
+from genloop.models.label_prior import normalise_prior, read_label_prior, write_label_prior
 from genloop.models.music import MusicTransformer
 from genloop.models.versions import LoadedModel, load_model_version, resolve_model_version
 from genloop.progress import say
@@ -470,6 +475,34 @@ def _train_sequences(
     return sft(scorer, examples.liked, options)
 
 
+def item_reward(item: ScoredItem) -> float:
+    """An item's like-rate per look (its score's sign when no looks were recorded)."""
+    looks = item.counts.get("impression", 0)
+    if looks:
+        return item.counts.get("like", 0) / looks
+    return 1.0 if item.score > 0 else 0.0
+
+
+def feedback_prior(loaded: LoadedModel, preferences: Preferences, beta: float) -> dict[str, float]:
+    """The class prior a conditional sequence model (music) learns from its published items:
+
+        p_new(c) ∝ p_old(c) · mean_{items i of class c} exp(β · zᵢ)
+
+    with zᵢ the standardised like-rate per look of item i — the reward-weighted maximum-likelihood
+    p(y) of the image recipes (image_recipes.reward_weighted_prior), with the audience's observed
+    reactions as the reward. DPO/KTO/SFT move p(x | y); this moves p(y), so the loop draws more
+    of the classes people like. Without labelled feedback the champion's prior carries over.
+    """
+    old = read_label_prior(loaded.path, loaded.classes)
+    labelled = [item for item in preferences.items if item.label in loaded.classes]
+    if len(labelled) < 2:
+        return old
+    rewards = torch.tensor([item_reward(item) for item in labelled], dtype=torch.float64)
+    z = (rewards - rewards.mean()) / rewards.std().clamp_min(1e-6)
+    y = torch.tensor([loaded.classes.index(str(item.label)) for item in labelled])
+    return normalise_prior(reward_weighted_prior(old, loaded.classes, y, torch.exp(beta * z)), loaded.classes)
+
+
 def _improve_sequences(
     workspace: Workspace,
     catalog: Catalog,
@@ -517,6 +550,12 @@ def _improve_sequences(
 
     result = session.run(body, alias="challenger", feedback_count=len(preferences.event_ids))
     details: dict[str, Any] = {"examples": examples.counts(), "run": result.run_id}
+    if loaded.classes:
+        prior = feedback_prior(loaded, preferences, config.improve.reward_beta)
+        child = load_model_version(workspace, catalog, result.model_version_id)
+        details["challenger_prior"] = write_label_prior(
+            child.path, prior, child.classes, source=f"{recipe} fine-tune of {champion}: feedback-weighted"
+        )
     if trained:
         stats = trained[0].stats
         details.update(before=stats.before, after=stats.after, losses=stats.losses)
