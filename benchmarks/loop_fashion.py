@@ -32,17 +32,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _loop_report import (  # benchmarks/ is on sys.path when run
+    arm_cells,
+    machine_line,
+    pct,
+    tail_cells,
+    timed_loop,
+)
+
 from genloop.catalog import open_catalog
-from genloop.catalog.models import FeedbackEvent
 from genloop.loop.audience import SimulatedAudience
-from genloop.loop.rounds import RoundSummary, run_loop
+from genloop.loop.rounds import RoundSummary
 from genloop.models.gates import latest_evaluation
 from genloop.models.label_prior import read_label_prior
 from genloop.models.versions import load_model_version, resolve_model_version
@@ -133,10 +138,6 @@ def pixel_eyes(ws: Workspace, catalog: Any) -> Any:
     return recognise
 
 
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1%}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -180,34 +181,18 @@ def main() -> None:
 
     def report(summary: RoundSummary) -> None:
         improve = summary.stats.get("improve") or {}
-        decision = summary.stats.get("decision") or {}
         champion_fd = fd_of(ws, catalog, summary.champion)
         ratio = champion_fd / first_fd if champion_fd and first_fd else None
         lines.append(
-            f"| {summary.round} | {pct(summary.arm('champion').get('like_rate'))} "
-            f"({len(summary.stats['publications'].get('champion', []))}) | "
-            f"{pct(summary.arm('challenger').get('like_rate')) if summary.challenger else '—'} "
-            f"({len(summary.stats['publications'].get('challenger', []))}) | **{pct(summary.like_rate)}** | "
-            f"{decision.get('action', '—')}"
-            f"{' (P={:.3f})'.format(decision['p_challenger_better']) if decision else ''} | "
-            f"{improve.get('challenger', improve.get('skipped', '—'))} | "
+            f"{arm_cells(summary)} {improve.get('challenger', improve.get('skipped', '—'))} | "
             f"{pct(label_share(ws, catalog, improve.get('challenger'), args.label))} | "
-            f"{summary.champion}: {champion_fd:.2f} ({ratio:.2f}×) | "
-            f"{summary.stats['feedback']['sent']:,} | {sum(summary.stats.get('seconds', {}).values()):.0f} |"
+            f"{summary.champion}: {champion_fd:.2f} ({ratio:.2f}×) |{tail_cells(summary)}"
         )
         print(lines[-1], flush=True)
 
-    loop_began = time.perf_counter()
-    summaries = run_loop(ws, catalog, ws.config, audience, rounds=args.rounds, on_round=report)
-    loop_seconds = time.perf_counter() - loop_began
-    with catalog.session() as session:
-        events = session.query(FeedbackEvent).count()
+    summaries, loop_seconds, events = timed_loop(ws, catalog, audience, args.rounds, report)
     print()
-    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    print(
-        f"date: {when}; machine: {platform.machine()}, {os.cpu_count()} vCPU, "
-        f"load before {load_before[0]:.2f}"
-    )
+    print(machine_line(load_before))
     print(f"persona eyes: {args.eyes}")
     print(
         f"workspace: {root}; first champion {first}, FD {first_fd:.2f} "

@@ -39,21 +39,25 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _loop_report import (  # benchmarks/ is on sys.path when run
+    arm_cells,
+    machine_line,
+    pct,
+    tail_cells,
+    timed_loop,
+)
 
 from genloop.catalog import open_catalog
-from genloop.catalog.models import FeedbackEvent
 from genloop.feedback.personas import MajorKey, ViewedItem, key_mode
 from genloop.loop.audience import SimulatedAudience, api_client
-from genloop.loop.rounds import RoundSummary, run_loop
+from genloop.loop.rounds import RoundSummary
 from genloop.models.gates import latest_evaluation
 from genloop.models.versions import resolve_model_version
 from genloop.pipeline.runner import run_pipeline
@@ -168,10 +172,6 @@ def served_pieces(ws: Workspace, publication_ids: Sequence[str]) -> dict[str, An
     }
 
 
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1%}"
-
-
 def num(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -221,7 +221,6 @@ def main() -> None:
 
     def report(summary: RoundSummary) -> None:
         improve = summary.stats.get("improve") or {}
-        decision = summary.stats.get("decision") or {}
         publications = summary.stats.get("publications", {})
         served = served_pieces(ws, [pid for ids in publications.values() for pid in ids])
         champion = resolve_model_version(catalog, "chorales@champion")  # after this round's decision
@@ -239,30 +238,15 @@ def main() -> None:
         if made and any(not g.get("passed") for g in improve.get("gates", [])):
             made_text += " gate-blocked"
         lines.append(
-            f"| {summary.round} | {pct(summary.arm('champion').get('like_rate'))} "
-            f"({len(publications.get('champion', []))}) | "
-            f"{pct(summary.arm('challenger').get('like_rate')) if summary.challenger else '—'} "
-            f"({len(publications.get('challenger', []))}) | **{pct(summary.like_rate)}** | "
-            f"{decision.get('action', '—')}"
-            f"{' (P={:.3f})'.format(decision['p_challenger_better']) if decision else ''} | "
-            f"{made_text} | {pct(served['major'])} / {num(served['appeal'], 2)}{unreadable} | "
-            f"{champion}: {num(loss)} ({num(ratio, 2)}×), TV {num(tv)} | "
-            f"{summary.stats['feedback']['sent']:,} | {sum(summary.stats.get('seconds', {}).values()):.0f} |"
+            f"{arm_cells(summary)} {made_text} | "
+            f"{pct(served['major'])} / {num(served['appeal'], 2)}{unreadable} | "
+            f"{champion}: {num(loss)} ({num(ratio, 2)}×), TV {num(tv)} |{tail_cells(summary)}"
         )
         print(lines[-1], flush=True)
 
-    loop_began = time.perf_counter()
-    summaries = run_loop(ws, catalog, ws.config, audience, rounds=args.rounds, on_round=report)
-    loop_seconds = time.perf_counter() - loop_began
-    with catalog.session() as session:
-        events = session.query(FeedbackEvent).count()
+    summaries, loop_seconds, events = timed_loop(ws, catalog, audience, args.rounds, report)
     print()
-    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    print(
-        f"date: {when}; machine: {platform.machine()}, {os.cpu_count()} vCPU, "
-        f"load before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
-        f"GENLOOP_NUM_THREADS={os.environ.get('GENLOOP_NUM_THREADS', 'unset')}"
-    )
+    print(machine_line(load_before))
     print(
         f"workspace: {root}; first champion {first} "
         f"({args.layers} × {args.width}, {args.train_steps} steps), "

@@ -47,7 +47,6 @@ from genloop.workspace import Workspace
 PHASES = ("started", "generated", "published", "feedback", "decided", "improved", "done")
 ACTOR = "genloop loop"
 ROLES = ("champion", "challenger")
-COMPARED_METRICS = ("fd", "kid", "conditional_accuracy", "heldout_loss", "heldout_elbo", "bits_per_char")
 
 
 @dataclass
