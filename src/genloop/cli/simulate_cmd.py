@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-from contextlib import AbstractContextManager
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from genloop.cli.common import WorkspaceOption, examples, open_context
-from genloop.errors import GenloopError
-from genloop.feedback.personas import Recogniser, persona_from_spec
+from genloop.feedback.personas import persona_from_spec
 from genloop.feedback.simulate import AudienceConfig, simulate_audience
+from genloop.loop.audience import api_client, workspace_recogniser
 from genloop.progress import say
-
-
-def _recogniser(ctx: Any) -> Recogniser:
-    from genloop.evaluate.classifier import image_recogniser, latest_cached_classifier
-
-    classifier = latest_cached_classifier(ctx.workspace)
-    if classifier is None:
-        raise GenloopError(
-            "likes-class needs eyes: no trained classifier in this workspace",
-            hint="run `genloop evaluate` once (it trains the classifier on the real data)",
-        )
-    return image_recogniser(classifier)
-
-
-def _client(url: str | None, ctx: Any) -> AbstractContextManager[Any]:
-    if url:
-        import httpx
-
-        return httpx.Client(base_url=url.rstrip("/"), timeout=30.0)
-    from fastapi.testclient import TestClient
-
-    from genloop.server.app import create_app
-
-    return TestClient(create_app(ctx.workspace))  # the same API, served in this process
 
 
 def simulate_command(
@@ -69,19 +43,11 @@ def simulate_command(
 ) -> None:
     """Drive a simulated audience with a hidden taste over the published items, as real viewers would."""
     ctx = open_context(workspace)
-    recognise = _recogniser(ctx) if persona.startswith("likes-class") else None
+    recognise = workspace_recogniser(ctx.workspace) if persona.startswith("likes-class") else None
     chosen = persona_from_spec(persona, recognise=recognise)
     config = AudienceConfig(viewers=viewers, base_rate=base_rate, attention=attention, seed=seed)
-    connection = _client(url, ctx)  # in-process: builds the app, which configures its access log
-    access_log = logging.getLogger("genloop.access")
-    level = access_log.level
-    if url is None:
-        access_log.setLevel(logging.WARNING)  # in-process, one JSON line per request is noise
-    try:
-        with connection as client:
-            report = simulate_audience(client, chosen, config, round=round_, limit=limit)
-    finally:
-        access_log.setLevel(level)
+    with api_client(ctx.workspace, url) as client:  # in-process (quietly) unless --url
+        report = simulate_audience(client, chosen, config, round=round_, limit=limit)
     table = Table(
         "persona", "round", "viewers", "looks", "likes", "dislikes", "like-rate", "sent", "replayed"
     )
