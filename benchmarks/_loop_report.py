@@ -1,17 +1,22 @@
-"""What the loop-curve benchmarks (loop_fashion.py, loop_text.py, loop_music.py) print alike: the
-leading and trailing cells of a round's row, the timed loop itself, and the machine line."""
+"""What the loop-curve benchmarks (loop_fashion.py, loop_text.py, loop_music.py) share: the prepared
+workspace, the leading and trailing cells of a round's row, the timed loop itself, and the machine line."""
 
 from __future__ import annotations
 
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from genloop.catalog import open_catalog
 from genloop.catalog.models import FeedbackEvent
 from genloop.loop.rounds import RoundSummary, run_loop
+from genloop.pipeline.runner import run_pipeline
+from genloop.workspace import Workspace
 
 
 def pct(value: float | None) -> str:
@@ -57,3 +62,22 @@ def machine_line(load_before: tuple[float, ...]) -> str:
         f"load before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"GENLOOP_NUM_THREADS={os.environ.get('GENLOOP_NUM_THREADS', '(unset)')}"
     )
+
+
+def prepared_workspace(
+    workspace: Path | None, prefix: str, config_text: str
+) -> tuple[Workspace, Any, float, tuple[float, ...]]:
+    """A workspace (given, or a new temporary one) with `config_text` as its genloop.toml unless it has
+    one, run up to evaluate: (workspace, catalog, setup seconds, load average before)."""
+    os.environ.pop("GENLOOP_DATABASE_URL", None)
+    root = workspace or Path(tempfile.mkdtemp(prefix=prefix))
+    root.mkdir(parents=True, exist_ok=True)
+    config_file = root / "genloop.toml"
+    if not config_file.exists():
+        config_file.write_text(config_text, encoding="utf-8")
+    load_before = os.getloadavg()
+    began = time.perf_counter()
+    ws = Workspace(root)
+    catalog = open_catalog(ws.database_url)
+    run_pipeline(ws, catalog, until="evaluate")
+    return ws, catalog, time.perf_counter() - began, load_before

@@ -31,9 +31,6 @@ Quick check that it works: `--limit 3000 --rounds 2 --per-round 32 --samples 500
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +38,16 @@ from _loop_report import (  # benchmarks/ is on sys.path when run
     arm_cells,
     machine_line,
     pct,
+    prepared_workspace,
     tail_cells,
     timed_loop,
 )
 
-from genloop.catalog import open_catalog
 from genloop.loop.audience import SimulatedAudience
 from genloop.loop.rounds import RoundSummary
 from genloop.models.gates import latest_evaluation
 from genloop.models.label_prior import read_label_prior
 from genloop.models.versions import load_model_version, resolve_model_version
-from genloop.pipeline.runner import run_pipeline
 from genloop.workspace import Workspace
 
 CONFIG = """
@@ -154,24 +150,15 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, default=None)
     parser.add_argument("--eyes", choices=("classifier", "pixels"), default="classifier")
     args = parser.parse_args()
-    os.environ.pop("GENLOOP_DATABASE_URL", None)
-    root = args.workspace or Path(tempfile.mkdtemp(prefix="genloop-loop-fashion-"))
-    root.mkdir(parents=True, exist_ok=True)
-    config_file = root / "genloop.toml"
-    if not config_file.exists():
-        config_file.write_text(
-            CONFIG.format(
-                limit=args.limit, epochs=args.epochs, samples=args.samples, beta=args.beta,
-                per_round=args.per_round, seed=args.seed, label=args.label, viewers=args.viewers,
-            ),
-            encoding="utf-8",
-        )  # fmt: skip
-    load_before = os.getloadavg()
-    began = time.perf_counter()
-    ws = Workspace(root)
-    catalog = open_catalog(ws.database_url)
-    run_pipeline(ws, catalog, until="evaluate")
-    setup_seconds = time.perf_counter() - began
+    ws, catalog, setup_seconds, load_before = prepared_workspace(
+        args.workspace,
+        "genloop-loop-fashion-",
+        CONFIG.format(
+            limit=args.limit, epochs=args.epochs, samples=args.samples, beta=args.beta,
+            per_round=args.per_round, seed=args.seed, label=args.label, viewers=args.viewers,
+        ),
+    )  # fmt: skip
+    root = ws.root
     first = resolve_model_version(catalog, "fashion@champion")
     first_fd = fd_of(ws, catalog, first)
     eyes = pixel_eyes(ws, catalog) if args.eyes == "pixels" else None

@@ -38,9 +38,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,17 +47,16 @@ from _loop_report import (  # benchmarks/ is on sys.path when run
     arm_cells,
     machine_line,
     pct,
+    prepared_workspace,
     tail_cells,
     timed_loop,
 )
 
-from genloop.catalog import open_catalog
 from genloop.feedback.personas import MajorKey, ViewedItem, key_mode
 from genloop.loop.audience import SimulatedAudience, api_client
 from genloop.loop.rounds import RoundSummary
 from genloop.models.gates import latest_evaluation
 from genloop.models.versions import resolve_model_version
-from genloop.pipeline.runner import run_pipeline
 from genloop.workspace import Workspace
 
 CONFIG = """
@@ -194,25 +190,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workspace", type=Path, default=None)
     args = parser.parse_args()
-    os.environ.pop("GENLOOP_DATABASE_URL", None)
-    root = args.workspace or Path(tempfile.mkdtemp(prefix="genloop-loop-music-"))
-    root.mkdir(parents=True, exist_ok=True)
-    config_file = root / "genloop.toml"
-    if not config_file.exists():
-        config_file.write_text(
-            CONFIG.format(
-                chorales=args.chorales, train_steps=args.train_steps, layers=args.layers, width=args.width,
-                tokens=args.tokens, improve_steps=args.improve_steps, learning_rate=args.learning_rate,
-                beta=args.beta, per_round=args.per_round, viewers=args.viewers, seed=args.seed,
-            ),
-            encoding="utf-8",
-        )  # fmt: skip
-    load_before = os.getloadavg()
-    began = time.perf_counter()
-    ws = Workspace(root)
-    catalog = open_catalog(ws.database_url)
-    run_pipeline(ws, catalog, until="evaluate")
-    setup_seconds = time.perf_counter() - began
+    ws, catalog, setup_seconds, load_before = prepared_workspace(
+        args.workspace,
+        "genloop-loop-music-",
+        CONFIG.format(
+            chorales=args.chorales, train_steps=args.train_steps, layers=args.layers, width=args.width,
+            tokens=args.tokens, improve_steps=args.improve_steps, learning_rate=args.learning_rate,
+            beta=args.beta, per_round=args.per_round, viewers=args.viewers, seed=args.seed,
+        ),
+    )  # fmt: skip
+    root = ws.root
     first = resolve_model_version(catalog, "chorales@champion")
     first_loss = metric_of(catalog, first, "heldout_loss")
     audience = SimulatedAudience(ws, ws.config.loop.audience)

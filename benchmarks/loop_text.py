@@ -35,22 +35,19 @@ Quick check that it works: `--limit 600 --train-steps 60 --rounds 2 --per-round 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from _loop_report import (  # benchmarks/ is on sys.path when run
     arm_cells,
     machine_line,
+    prepared_workspace,
     tail_cells,
     timed_loop,
 )
 from sqlalchemy import select
 
-from genloop.catalog import open_catalog
 from genloop.catalog.models import ContentItem
 from genloop.evaluate.text_metrics import distinct_n
 from genloop.feedback.personas import ShortCheerful, ViewedItem, cheerfulness
@@ -59,7 +56,6 @@ from genloop.loop.audience import SimulatedAudience
 from genloop.loop.rounds import RoundSummary
 from genloop.models.gates import latest_evaluation
 from genloop.models.versions import resolve_model_version
-from genloop.pipeline.runner import run_pipeline
 from genloop.workspace import Workspace
 
 CONFIG = """
@@ -147,25 +143,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workspace", type=Path, default=None)
     args = parser.parse_args()
-    os.environ.pop("GENLOOP_DATABASE_URL", None)
-    root = args.workspace or Path(tempfile.mkdtemp(prefix="genloop-loop-text-"))
-    root.mkdir(parents=True, exist_ok=True)
-    config_file = root / "genloop.toml"
-    if not config_file.exists():
-        config_file.write_text(
-            CONFIG.format(
-                limit=args.limit, train_steps=args.train_steps, text_samples=args.text_samples,
-                max_new_tokens=args.max_new_tokens, steps=args.steps, beta=args.beta, lr=args.lr,
-                per_round=args.per_round, seed=args.seed, chars=args.chars, viewers=args.viewers,
-            ),
-            encoding="utf-8",
-        )  # fmt: skip
-    load_before = os.getloadavg()
-    began = time.perf_counter()
-    ws = Workspace(root)
-    catalog = open_catalog(ws.database_url)
-    run_pipeline(ws, catalog, until="evaluate")
-    setup_seconds = time.perf_counter() - began
+    ws, catalog, setup_seconds, load_before = prepared_workspace(
+        args.workspace,
+        "genloop-loop-text-",
+        CONFIG.format(
+            limit=args.limit, train_steps=args.train_steps, text_samples=args.text_samples,
+            max_new_tokens=args.max_new_tokens, steps=args.steps, beta=args.beta, lr=args.lr,
+            per_round=args.per_round, seed=args.seed, chars=args.chars, viewers=args.viewers,
+        ),
+    )  # fmt: skip
+    root = ws.root
     first = resolve_model_version(catalog, "fortunes@champion")
     first_bits = bits_of(catalog, first)
     audience = SimulatedAudience(ws, ws.config.loop.audience)
