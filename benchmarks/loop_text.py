@@ -74,7 +74,7 @@ max_steps = {train_steps}
 eval_every_steps = {train_steps}
 checkpoint_every_steps = {train_steps}
 seed = {seed}
-
+{model_table}
 [evaluate]
 text_samples = {text_samples}
 max_new_tokens = {max_new_tokens}
@@ -141,6 +141,11 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.1, help="[improve].preference_beta")
     parser.add_argument("--lr", type=float, default=5e-4, help="[improve].learning_rate")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tokenizer", choices=("char", "bpe"), default="char",
+        help="the GPT's tokenizer: char, or byte-level BPE (whole words come out from the first steps)",
+    )  # fmt: skip
+    parser.add_argument("--vocab-size", type=int, default=2000, help="BPE vocabulary (with --tokenizer bpe)")
     parser.add_argument("--workspace", type=Path, default=None)
     args = parser.parse_args()
     ws, catalog, setup_seconds, load_before = prepared_workspace(
@@ -150,6 +155,10 @@ def main() -> None:
             limit=args.limit, train_steps=args.train_steps, text_samples=args.text_samples,
             max_new_tokens=args.max_new_tokens, steps=args.steps, beta=args.beta, lr=args.lr,
             per_round=args.per_round, seed=args.seed, chars=args.chars, viewers=args.viewers,
+            model_table=(
+                f'\n[train.model]\ntokenizer = "bpe"\nvocab_size = {args.vocab_size}\n'
+                if args.tokenizer == "bpe" else ""
+            ),
         ),
     )  # fmt: skip
     root = ws.root

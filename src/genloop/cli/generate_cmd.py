@@ -11,6 +11,7 @@ from genloop.cli.common import DryRunOption, WorkspaceOption, examples, open_con
 from genloop.cli.run_cmd import print_stage
 from genloop.errors import GenloopError
 from genloop.generate.engine import GenerationReport, GenerationRequest, generate, plan
+from genloop.generate.guidance import MAX_BEST_OF, resolve_reward
 from genloop.pipeline.runner import run_pipeline
 from genloop.progress import say
 
@@ -107,6 +108,20 @@ def generate_command(
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Items sampled per batch (default 64).")
     ] = None,
+    best_of: Annotated[
+        int | None,
+        typer.Option(
+            "--best-of",
+            min=1,
+            max=MAX_BEST_OF,
+            help="Image models: keep the best of N candidates per item under a reward model "
+            "trained on feedback (N × the sampling cost).",
+        ),
+    ] = None,
+    reward: Annotated[
+        str | None,
+        typer.Option(help="With --best-of: the feedback dataset id of the reward model (default: newest)."),
+    ] = None,
     executor: Annotated[str, typer.Option(help="`local` (this process) or `ray` (an actor pool).")] = "local",
     workers: Annotated[int, typer.Option(min=1, help="Ray actors (with --executor ray).")] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
@@ -121,7 +136,8 @@ def generate_command(
     """
     ctx = open_context(workspace)
     if model is None:
-        ad_hoc = (label, prompt, count, draw, seed, param, max_new_tokens, channel, batch_size)
+        ad_hoc: tuple[object, ...] = (label, prompt, count, draw, seed, param, max_new_tokens, channel)
+        ad_hoc += (batch_size, best_of, reward)
         if any(value is not None for value in ad_hoc) or executor != "local":
             raise GenloopError(
                 "request options (--label, --prompt, --count, --param, --executor …) need --model",
@@ -138,7 +154,12 @@ def generate_command(
         return
     if count is not None and count < 1:
         raise GenloopError(f"--count must be ≥ 1 (got {count})", hint="ask for at least one item")
+    if reward is not None and best_of is None:
+        raise GenloopError("--reward names the reward model of --best-of", hint="add --best-of N (e.g. 4)")
     base = GenerationRequest.from_config(ctx.config.generate, model=model)
+    guidance: dict[str, Any] = {}
+    if best_of is not None and best_of > 1:  # in the params: part of each item's content id
+        guidance = {"best_of": best_of, "reward": resolve_reward(ctx.workspace, reward)}
     request = GenerationRequest(
         model=model,
         per_class=count or base.per_class,
@@ -146,7 +167,7 @@ def generate_command(
         prompts=prompt or None,
         count=count or base.count,
         max_new_tokens=max_new_tokens or base.max_new_tokens,
-        params={**base.params, **parse_params(param)},
+        params={**base.params, **parse_params(param), **guidance},
         seed=base.seed if seed is None else seed,
         producer=base.producer,
         channel=channel or base.channel,
@@ -181,6 +202,7 @@ def register(app: typer.Typer) -> None:
             "genloop generate",
             "genloop generate --model digits@champion --label 3 --label 8 -n 4",
             "genloop generate --model fashion@challenger --draw 64",
+            "genloop generate --model fashion --draw 64 --best-of 4     # reward-guided",
             "genloop generate --model digits-v2 --seed 7 --param temperature=0.8 --json",
             "genloop generate --model replies -p '您好，' -p 'Thanks for' -n 8 --param top_k=40",
             "genloop generate --model digits -n 1000 --executor ray --workers 4",

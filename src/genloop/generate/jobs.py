@@ -22,6 +22,7 @@ from genloop.catalog import Catalog, open_catalog
 from genloop.config import GenloopConfig
 from genloop.generate.artifact import DEFAULT_FORMAT, Artifact
 from genloop.generate.finish import ChannelPlan, FinishedItem
+from genloop.generate.guidance import guided_sampler, split_guidance
 from genloop.generate.labels.apply import LabelContext
 from genloop.generate.requests import ItemPlan, ItemSpec
 from genloop.generate.safety.registry import SafetyContext
@@ -57,6 +58,11 @@ class ChunkWorker:
         loaded = load_model_version(job.workspace, catalog, job.plan.version_id)
         self.model: Any = loaded.model
         self.classes = loaded.classes
+        # `best_of` / `reward` in the request's parameters: the sampler is the model wrapped
+        # to keep the best of n candidates (generate/guidance.py); the model gets the rest
+        self.sample_params, guidance = split_guidance(job.plan.params)
+        if guidance is not None:
+            self.model = guided_sampler(job.workspace, self.model, job.plan.modality, guidance)
         self.plan = ChannelPlan.build(
             job.config,
             channel=job.channel,
@@ -68,7 +74,7 @@ class ChunkWorker:
     def run(self, chunk: Sequence[ItemSpec]) -> list[ChunkResult]:
         plan = self.job.plan
         start = time.perf_counter()
-        data = sample_chunk(self.model, plan.family, self.classes, chunk, plan.params)
+        data = sample_chunk(self.model, plan.family, self.classes, chunk, self.sample_params)
         per_item = (time.perf_counter() - start) / max(len(chunk), 1)
         artifacts = [
             Artifact(

@@ -13,8 +13,8 @@ the result with alias `challenger`; its run lists the preference dataset with ro
   (`improve()` is the special case "liked items only, every wᵢ equal".)
 * `rejection_sampling_finetune`: `samples_per_class` samples per class, the best
   `keep_fraction` of each class by reward kept (classes stay balanced), each `repeat` times.
-* `BestOfN`: reward-guided sampling for any family: draw n candidates per image, keep the one
-  with the highest reward (a sampler wrapper with the models' `sample` signature).
+* `BestOfN` (generate/guidance.py, re-exported here): reward-guided sampling: draw n candidates
+  per image, keep the one with the highest reward (`genloop generate --best-of N` uses it too).
 
 Each result reports the mean reward of champion and challenger samples on the same fixed
 seeds (`eval_seed`), the direct measure of "moved toward the preference".
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,15 +38,13 @@ from genloop.data.datasets import DatasetHandle, open_dataset_version, write_dat
 from genloop.data.record import Record
 from genloop.errors import DataError, GenloopError
 from genloop.evaluate import evaluate_model
+from genloop.generate.guidance import BestOfN, ImageReward
 from genloop.improve.recipe import training_dataset_id
 from genloop.models.label_prior import read_label_prior, write_label_prior
 from genloop.models.versions import LoadedModel, load_model_version, resolve_model_version
 from genloop.train import train_model
 from genloop.train.images import decode_image
 from genloop.workspace import Workspace
-
-ImageReward = Callable[[torch.Tensor], torch.Tensor]
-"""images (N, C, H, W) in [0, 1] → rewards (N,); higher is preferred."""
 
 
 @dataclass(frozen=True)
@@ -65,32 +63,6 @@ class ImageRecipeResult:
     challenger_metrics: dict[str, Any] | None = None
     challenger_prior: dict[str, float] | None = None
     """The challenger's class prior p(y) (models/label_prior.py); None for unconditional models."""
-
-
-class BestOfN:
-    """Reward-guided sampling: each image is the best of `n` candidates under `reward`.
-
-    Candidate j of a call with `seed` is drawn with seed `seed + j · 7919`, so the choice is
-    reproducible; cost is n × the model's sampling.
-    """
-
-    def __init__(self, model: Any, reward: ImageReward, n: int) -> None:
-        if n < 1:
-            raise GenloopError(f"best-of-n needs n ≥ 1 (got {n})")
-        self.model, self.reward, self.n = model, reward, n
-
-    @property
-    def classes(self) -> list[str]:
-        return list(getattr(self.model, "classes", []))
-
-    @torch.no_grad()
-    def sample(self, n: int, condition: Any = None, *, seed: int, **params: Any) -> torch.Tensor:
-        candidates = torch.stack(
-            [self.model.sample(n, condition, seed=seed + j * 7919, **params) for j in range(self.n)]
-        )  # (n_candidates, n, C, H, W)
-        scores = torch.stack([self.reward(batch).reshape(n) for batch in candidates])  # (n_candidates, n)
-        best = scores.argmax(0)
-        return candidates[best, torch.arange(n)]
 
 
 def class_conditions(loaded: LoadedModel, per_class: int) -> torch.Tensor:
