@@ -380,3 +380,44 @@ class AllocationDecision(Base):
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SupportTicket(Base):
+    """One customer query in the support agent queue (`apps/support/queue.py` says what and why).
+
+    The pre-reply itself is a content item (modality text, model version `support-vN`) published
+    on the private `support` channel; the agent's decision is a feedback event on that
+    publication (accept → like, reject → dislike, edit → edit with the corrected text).
+    Only the masked query is stored: the raw text may hold PII and is never written anywhere.
+    """
+
+    __tablename__ = "support_tickets"
+    __table_args__ = (Index("ix_support_tickets_status", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    content_item_id: Mapped[str] = mapped_column(ForeignKey("content_items.id"), unique=True)
+    publication_id: Mapped[str] = mapped_column(ForeignKey("publications.id"))
+    model_version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    """queued | accepted | edited | rejected"""
+    query_masked: Mapped[str] = mapped_column(Text)
+    """The customer's query with every PII value replaced by its type ([PHONE], [EMAIL], ...)."""
+    language: Mapped[str] = mapped_column(String(16))
+    intent: Mapped[str] = mapped_column(String(128))
+    intent_confidence: Mapped[float] = mapped_column(Float)
+    slots: Mapped[list[Any]] = mapped_column(JSON)
+    """Slots as shown to agents: PII slots carry their masked value only."""
+    sources: Mapped[list[Any]] = mapped_column(JSON)
+    reply_body: Mapped[str] = mapped_column(Text)
+    reply_status: Mapped[str] = mapped_column(String(16))
+    """The pre-reply's safety outcome: ready | review."""
+    final_reply: Mapped[str | None] = mapped_column(Text)
+    """accepted: the pre-reply's body; edited: the agent's corrected reply (PII masked)."""
+    final_intent: Mapped[str | None] = mapped_column(String(128))
+    """The intent the agent confirmed (accept / edit), training data for the intent model."""
+    note: Mapped[str | None] = mapped_column(Text)
+    feedback_event_id: Mapped[int | None] = mapped_column(ForeignKey("feedback_events.id"))
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

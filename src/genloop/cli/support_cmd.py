@@ -1,4 +1,9 @@
-"""`genloop support`: customer-service pre-replies (build the knowledge base, ask, evaluate)."""
+"""`genloop support`: customer-service pre-replies.
+
+build / ask / eval         the knowledge base, intent model and index; one query; the numbers
+submit / queue / decide    the agent queue in the catalog (the console's Support page, the API)
+improve                    learn from the agents' accepted and edited replies: a new app version
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,16 @@ from rich.table import Table
 
 from genloop.apps.support.app import TOP_K, Answer, SupportApp, build_support
 from genloop.apps.support.evaluation import evaluate_app, read_slot_examples
+from genloop.apps.support.improve import improve_support
 from genloop.apps.support.knowledge import HELDOUT_PERCENT
 from genloop.apps.support.labelled import SLOT_EXAMPLES
+from genloop.apps.support.queue import STATUSES, Ticket, decide, list_tickets, submit
+from genloop.apps.support.registration import ensure_model_version
 from genloop.apps.support.retrieve import EMBEDDINGS, MODES
+from genloop.catalog import Catalog, open_catalog
 from genloop.cli.common import WorkspaceOption, examples
 from genloop.errors import GenloopError
+from genloop.models.versions import current_actor
 from genloop.progress import say
 from genloop.workspace import Workspace
 
@@ -28,6 +38,10 @@ def _workspace(path: Path | None) -> Workspace:
     workspace = Workspace(path.resolve()) if path else Workspace.find()
     _ = workspace.config  # a bad genloop.toml is reported before any work starts
     return workspace
+
+
+def _catalog(workspace: Workspace) -> Catalog:
+    return open_catalog(workspace.database_url)
 
 
 def build_command(
@@ -64,8 +78,10 @@ def build_command(
         _workspace(workspace), tickets=tickets, embeddings=embeddings, heldout_percent=heldout_percent
     )
     manifest = app.manifest
+    model_version = ensure_model_version(app.workspace, _catalog(app.workspace), app)
     say(
-        f"[green]✓[/green] support app {manifest['version']}: {manifest['entries']} entries "
+        f"[green]✓[/green] support app {manifest['version']} ({model_version}): "
+        f"{manifest['entries']} entries "
         f"({manifest['train']} train, {manifest['heldout']} held out), {len(manifest['intents'])} intents, "
         f"languages {', '.join(manifest['languages']) or '(unknown)'}"
     )
@@ -171,6 +187,113 @@ def eval_command(
     _print_eval(report, Console())
 
 
+def _print_tickets(tickets: list[Ticket], console: Console) -> None:
+    table = Table(
+        "ticket", "status", "lang", "intent", "query (PII masked)", "pre-reply", title="support queue"
+    )
+    for ticket in tickets:
+        table.add_row(
+            ticket.id,
+            ticket.status,
+            ticket.language,
+            f"{ticket.intent} ({ticket.intent_confidence:.0%})",
+            escape(ticket.query[:60]),
+            escape((ticket.final_reply or ticket.pre_reply).replace("\n", " ")[:60]),
+        )
+    console.print(table)
+
+
+def _ticket_json(ticket: Ticket) -> dict[str, Any]:
+    fields = {name: getattr(ticket, name) for name in Ticket.__dataclass_fields__}
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in fields.items()}
+
+
+def submit_command(
+    query: Annotated[str, typer.Argument(help="The customer's message.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=20, help="Sources to retrieve.")] = TOP_K,
+    as_json: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Put a customer query in the agent queue with its pre-reply (only the masked query is stored)."""
+    ws = _workspace(workspace)
+    ticket = submit(ws, _catalog(ws), SupportApp.load(ws), query, actor=f"cli:{current_actor()}", k=top_k)
+    if as_json:
+        typer.echo(json.dumps(_ticket_json(ticket), ensure_ascii=False, indent=2))
+        return
+    _print_tickets([ticket], Console())
+    say(f"next: genloop support decide {ticket.id} accept   (or edit --reply TEXT, or reject)")
+
+
+def queue_command(
+    status: Annotated[
+        str, typer.Option("--status", help=f"Which tickets: {', '.join(STATUSES)} or any.")
+    ] = "queued",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    as_json: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """The agent queue, oldest first: masked query, language, intent, pre-reply."""
+    ws = _workspace(workspace)
+    tickets = list_tickets(_catalog(ws), None if status == "any" else status, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([_ticket_json(t) for t in tickets], ensure_ascii=False, indent=2))
+        return
+    _print_tickets(tickets, Console())
+
+
+def decide_command(
+    ticket_id: Annotated[str, typer.Argument(help="The ticket id (from `genloop support queue`).")],
+    decision: Annotated[str, typer.Argument(help="accept, edit or reject.")],
+    reply: Annotated[
+        str | None, typer.Option("--reply", help="edit: the corrected reply.", show_default=False)
+    ] = None,
+    intent: Annotated[
+        str | None, typer.Option("--intent", help="accept/edit: confirm or correct the intent.")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="reject: why.", show_default=False)] = None,
+    as_json: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Decide a queued ticket as an agent: accept (like), edit (edit event) or reject (dislike)."""
+    ws = _workspace(workspace)
+    ticket = decide(
+        _catalog(ws),
+        ticket_id,
+        decision,
+        actor=f"cli:{current_actor()}",
+        text=reply,
+        intent=intent,
+        note=reason,
+    )
+    if as_json:
+        typer.echo(json.dumps(_ticket_json(ticket), ensure_ascii=False, indent=2))
+        return
+    say(f"[green]✓[/green] ticket {ticket.id} {ticket.status} (feedback event {ticket.feedback_event_id})")
+
+
+def improve_command(as_json: JsonOption = False, workspace: WorkspaceOption = None) -> None:
+    """Learn from accepted and edited tickets: retrain the intent model, rebuild the index, new version."""
+    ws = _workspace(workspace)
+    result = improve_support(ws, _catalog(ws))
+    summary = {
+        "model_version": result.model_version_id,
+        "parent": result.parent_model_version_id,
+        "app_version": result.app.version,
+        "edited": result.edited,
+        "accepted": result.accepted,
+        "feedback_events": result.feedback_events,
+        "entries": len(result.app.entries),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        return
+    say(
+        f"[green]✓[/green] {result.model_version_id} (parent {result.parent_model_version_id}): learned "
+        f"{result.edited} edited and {result.accepted} accepted replies "
+        f"({len(result.feedback_events)} feedback events), {len(result.app.entries)} entries"
+    )
+
+
 def register(app: typer.Typer) -> None:
     support = typer.Typer(
         name="support",
@@ -201,4 +324,27 @@ def register(app: typer.Typer) -> None:
             "genloop support eval --slots my_labelled_slots.jsonl",
         ),
     )(eval_command)
+    support.command(
+        "submit",
+        epilog=examples(
+            'genloop support submit "My laptop screen is black, order #A12345"',
+            'genloop support submit "我的快递还没到，手机13812345678" --json',
+        ),
+    )(submit_command)
+    support.command(
+        "queue",
+        epilog=examples("genloop support queue", "genloop support queue --status any --json"),
+    )(queue_command)
+    support.command(
+        "decide",
+        epilog=examples(
+            "genloop support decide 3f2a…9c accept",
+            'genloop support decide 3f2a…9c edit --reply "Hold the power button for 10 s." --intent hardware',
+            'genloop support decide 3f2a…9c reject --reason "wrong product"',
+        ),
+    )(decide_command)
+    support.command(
+        "improve",
+        epilog=examples("genloop support improve", "genloop support improve --json"),
+    )(improve_command)
     app.add_typer(support)

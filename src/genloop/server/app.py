@@ -38,13 +38,14 @@ from genloop.server.api import (
     publications,
     review,
     runs,
+    support,
     textgen,
 )
 from genloop.server.api import annotations as annotations_api
 from genloop.server.errors import install_error_handlers
 from genloop.server.logs import install_logging
 from genloop.server.middleware import SecurityHeadersMiddleware
-from genloop.server.web import console, docs, login, pages
+from genloop.server.web import console, docs, login, pages, support_console
 from genloop.server.web.filters import register_filters
 from genloop.workspace import Workspace
 
@@ -95,10 +96,12 @@ def create_app(workspace: Workspace) -> FastAPI:
         analytics,
         lineage,
         textgen,
+        support,
         metrics,
         # the web console
         login,
         console,
+        support_console,
         pages,
         docs,
     )

@@ -54,6 +54,9 @@ MEDIA_TYPES = {
     ".mid": "audio/midi",
     ".midi": "audio/midi",
 }
+PRIVATE_CHANNELS = ("support",)
+"""Channels whose publications are for staff only (the support agent queue): never in the public
+gallery, never visible to anonymous callers."""
 MAX_CARD_TEXT_CHARS = 4000
 """A text card shows this much of the file; the gallery never reads a large file whole."""
 
@@ -127,6 +130,7 @@ def list_publications(
         select(Publication, ContentItem, ModelVersion)
         .join(ContentItem, Publication.content_item_id == ContentItem.id)
         .join(ModelVersion, ContentItem.model_version_id == ModelVersion.id)
+        .where(Publication.channel.not_in(PRIVATE_CHANNELS))
         .order_by(Publication.published_at.desc(), Publication.id.desc())
         .limit(limit + 1)
         .offset(offset)
@@ -176,7 +180,9 @@ def require_visible(catalog: Catalog, content_id: str, *, privileged: bool) -> N
         return
     with catalog.session() as session:
         published = session.scalar(
-            select(Publication.id).where(Publication.content_item_id == content_id).limit(1)
+            select(Publication.id)
+            .where(Publication.content_item_id == content_id, Publication.channel.not_in(PRIVATE_CHANNELS))
+            .limit(1)
         )
     if published is None:
         raise _content_not_found(content_id)

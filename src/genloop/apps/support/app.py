@@ -15,6 +15,8 @@ a rebuild.
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +117,31 @@ class SupportApp:
         return Answer(structured, hits, reply)
 
 
+_loaded: dict[Path, SupportApp] = {}
+_loaded_lock = threading.Lock()
+
+
+def load_app(workspace: Workspace) -> SupportApp:
+    """`SupportApp.load`, reused while the app on disk keeps its version (the server's per-request path).
+
+    The manifest is read on every call, so a rebuild (`support build` / `improve`) by another
+    process is picked up by every server worker on its next request: no worker serves a stale app.
+    """
+    folder = app_dir(workspace)
+    try:
+        version = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["version"]
+    except (OSError, ValueError, KeyError):
+        return SupportApp.load(workspace)  # raises the NotFoundError that says to build it
+    with _loaded_lock:
+        cached = _loaded.get(folder)
+        if cached is not None and cached.version == version:
+            return cached
+    app = SupportApp.load(workspace)
+    with _loaded_lock:
+        _loaded[folder] = app
+    return app
+
+
 def build_support(
     workspace: Workspace,
     *,
@@ -122,11 +149,17 @@ def build_support(
     embeddings: str = "auto",
     heldout_percent: int = HELDOUT_PERCENT,
     languages: tuple[str, ...] = ("en", "zh"),
+    learned: Sequence[Entry] = (),
+    lineage: dict[str, Any] | None = None,
 ) -> SupportApp:
-    """Knowledge base + intent model + index, from the built-in corpus or your tickets."""
-    entries = (
-        ticket_entries(tickets, heldout_percent) if tickets else corpus_entries(languages, heldout_percent)
-    )
+    """Knowledge base + intent model + index, from the built-in corpus or your tickets.
+
+    `learned`: entries from agents' decisions (`improve.py`); they come first, so an agent's
+    corrected answer replaces a source entry with the same question. `lineage` goes into the
+    manifest (parent model version, feedback event ids).
+    """
+    base = ticket_entries(tickets, heldout_percent) if tickets else corpus_entries(languages, heldout_percent)
+    entries = _unique_questions([*learned, *base])
     encoder, note = resolve_embeddings(embeddings)
     train = [entry for entry in entries if entry.split == "train"] or entries
     intents = IntentClassifier.train_on([e.question for e in train], [e.intent for e in train])
@@ -135,6 +168,7 @@ def build_support(
     manifest = {
         "version": stable_hash({"entries": [e.to_json() for e in entries], "embeddings": encoder}, 12),
         "source": str(tickets) if tickets else "chatterbot-corpus (built in)",
+        "tickets": str(tickets.resolve()) if tickets else None,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "entries": len(entries),
         "train": sum(e.split == "train" for e in entries),
@@ -144,6 +178,8 @@ def build_support(
         "intents": intents.labels,
         "embeddings": encoder,
         "embeddings_note": note,
+        "learned": len(learned),
+        **(lineage or {}),
     }
     folder = app_dir(workspace)
     with workspace.lock("support-build"), atomic_directory(folder) as staging:
@@ -153,3 +189,14 @@ def build_support(
         index.save(staging / "index")
         atomic_write_json(staging / "manifest.json", manifest)
     return SupportApp(workspace, manifest, entries, intents, index, products)
+
+
+def _unique_questions(entries: Sequence[Entry]) -> list[Entry]:
+    """The first entry of each question (case-insensitive)."""
+    seen: set[str] = set()
+    kept = []
+    for entry in entries:
+        if entry.question.lower() not in seen:
+            seen.add(entry.question.lower())
+            kept.append(entry)
+    return kept
