@@ -151,3 +151,29 @@ def test_no_usable_feedback_is_a_clear_error(sqlite_workspace: Workspace, tmp_pa
     _event(catalog, pub, "impression")
     with pytest.raises(DataError, match=r"no usable feedback .*\(1 neutral\)"):
         collect_preferences(sqlite_workspace, catalog, "digits", safety=NO_CHECKS)
+
+
+def test_pairs_rank_by_score_per_look_not_by_exposure(sqlite_workspace: Workspace, tmp_path: Path) -> None:
+    """Shown first to everyone, an item piles up likes; per look, the other one is liked more."""
+    ws = sqlite_workspace
+    catalog = open_catalog(ws.database_url)
+    version = register_tiny(ws, catalog, "vae", tmp_path, name="digits")
+    one = {"label": "a"}
+    exposed = _item(ws, catalog, version, "c-exposed", _png(3003), one)  # 3 likes in 12 looks
+    rare = _item(ws, catalog, version, "c-rare", _png(3503), one)  # 2 likes in 3 looks
+    unlogged = _item(ws, catalog, version, "c-unlogged", _png(4003), {"label": "b"})  # no impressions
+    plain = _item(ws, catalog, version, "c-plain", _png(4503), {"label": "b"})
+    for pub, looks, likes in ((exposed, 12, 3), (rare, 3, 2)):
+        for _ in range(looks):
+            _event(catalog, pub, "impression")
+        for _ in range(likes):
+            _event(catalog, pub, "like")
+    for _ in range(2):
+        _event(catalog, unlogged, "like")
+    _event(catalog, plain, "like")
+    prefs = collect_preferences(ws, catalog, "digits", now=NOW, safety=NO_CHECKS)
+    per_look = {i.content_id: i.per_look for i in prefs.items}
+    assert per_look == pytest.approx({"c-exposed": 0.25, "c-rare": 2 / 3, "c-unlogged": 2.0, "c-plain": 1.0})
+    pairs = {(p.chosen, p.rejected): p.margin for p in prefs.pairs}
+    # raw scores (3 vs 2) would pair them the other way round
+    assert pairs == pytest.approx({("c-rare", "c-exposed"): 2 / 3 - 0.25, ("c-unlogged", "c-plain"): 1.0})

@@ -10,10 +10,12 @@ Two views of the same events (FeedbackEvent → Publication → ContentItem):
       base: like +1, dislike −1, rating r → (r − 3)/2, click +0.2, flag −2, edit −0.5,
             impression and comment 0
 
-  → positives (score > 0), negatives (score < 0), pairs (same condition, chosen scored
-  above rejected), edits (the corrected text as gold); items already in the model's
-  training data (exact pixels / exact text) and items failing the generate stage's
-  safety checks are left out and counted. The dataset's manifest lists the event ids.
+  → positives (score > 0), negatives (score < 0), pairs (same condition, chosen above
+  rejected by score per look: score / impressions when impressions are recorded, so an item
+  shown first to every viewer does not win by exposure alone), edits (the corrected text as
+  gold); items already in the model's training data (exact pixels / exact text) and items
+  failing the generate stage's safety checks are left out and counted. The dataset's
+  manifest lists the event ids.
 
 Each record keeps lineage to its content item and events in its `meta`; the license
 records what the content derives from.
@@ -172,6 +174,17 @@ class ScoredItem:
     @property
     def condition_key(self) -> str:
         return json.dumps(self.condition, sort_keys=True)
+
+    @property
+    def per_look(self) -> float:
+        """score / impressions when impressions were recorded, else the score.
+
+        Reactions pile up with exposure: the first item of a listing is seen by every viewer and
+        the last by few, so the raw score of two equally liked items differs by their places.
+        Per look, the score estimates the item's appeal (what the audience's like-rate measures).
+        """
+        looks = self.counts.get("impression", 0)
+        return self.score / looks if looks > 0 else self.score
 
 
 @dataclass(frozen=True)
@@ -337,24 +350,25 @@ def collect_preferences(
             "event_weights": EVENT_WEIGHTS,
             "rating": "(r - 3) / 2",
             "half_life_days": half_life_days,
+            "pairs": "ranked by score per impression where impressions are recorded",
             "now": moment.isoformat(),
         },
     )
 
 
 def _pairs(items: list[ScoredItem]) -> list[Pair]:
-    """Within each condition, every higher-scored item against every lower-scored one (positive vs
-    negative, or two positives/negatives with different scores)."""
+    """Within each condition, every item against every one it beats per look (`per_look`; positive
+    vs negative, or two positives/negatives with different scores per look)."""
     groups: dict[str, list[ScoredItem]] = {}
     for item in items:
         groups.setdefault(item.condition_key, []).append(item)
     pairs = []
     for group in groups.values():
-        ranked = sorted(group, key=lambda i: (-i.score, i.content_id))
+        ranked = sorted(group, key=lambda i: (-i.per_look, i.content_id))
         for a_index, a in enumerate(ranked):
             for b in ranked[a_index + 1 :]:
-                if a.score > b.score and (a.score > 0 or b.score < 0):
-                    pairs.append(Pair(a.prompt, a.content_id, b.content_id, a.score - b.score))
+                if a.per_look > b.per_look and (a.score > 0 or b.score < 0):
+                    pairs.append(Pair(a.prompt, a.content_id, b.content_id, a.per_look - b.per_look))
     return pairs
 
 
