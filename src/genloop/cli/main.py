@@ -38,6 +38,7 @@ VERB_MODULES = (
     "tune_cmd",
     "report_cmd",
     "support_cmd",
+    "adcopy_cmd",
 )
 
 app = typer.Typer(
