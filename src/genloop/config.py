@@ -413,6 +413,26 @@ class ImproveConfig(Section):
     """Evaluate champion and challenger on the held-out data (the offline gate needs it)."""
 
 
+class SupportConfig(Section):
+    """`[support]`: how `genloop support` composes pre-replies (apps/support/generator.py)."""
+
+    generator: Literal["template", "lm"] = "template"
+    """`template`: the fixed template; `lm`: the template with a sentence written by
+    `generator_model` (a `gpt` or `hf-causal-lm` version), falling back to the template when
+    the LM's text fails a guard rail."""
+    generator_model: str | None = None
+    """The LM for `generator = "lm"`: a version id, NAME@alias or NAME (its champion)."""
+    generator_max_chars: int = Field(default=160, gt=0, le=1000)
+    """The LM's sentence is cut after a sentence end within this many characters."""
+    generator_temperature: float = Field(default=0.7, ge=0)
+
+    @model_validator(mode="after")
+    def _model_for_lm(self) -> SupportConfig:
+        if self.generator == "lm" and not self.generator_model:
+            raise ValueError('generator = "lm" needs generator_model = "NAME@alias"')
+        return self
+
+
 class LoopAudienceConfig(Section):
     """`[loop.audience]`: the simulated audience of `genloop loop --simulate` (feedback/simulate.py)."""
 
@@ -563,6 +583,7 @@ class GenloopConfig(Section):
     publish: PublishConfig = PublishConfig()
     improve: ImproveConfig = ImproveConfig()
     loop: LoopConfig = LoopConfig()
+    support: SupportConfig = SupportConfig()
     tune: TuneConfig | None = None
     """Only `genloop tune` reads it; a file without [tune] cannot be tuned."""
     gates: list[GateConfig] = Field(default_factory=list)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from genloop.apps.support.app import TOP_K, Answer, SupportApp, build_support
 from genloop.apps.support.evaluation import evaluate_app, read_slot_examples
+from genloop.apps.support.generator import generator_from_config
 from genloop.apps.support.improve import improve_support
 from genloop.apps.support.knowledge import HELDOUT_PERCENT
 from genloop.apps.support.labelled import SLOT_EXAMPLES
@@ -32,6 +33,25 @@ from genloop.progress import say
 from genloop.workspace import Workspace
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+GeneratorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--generator",
+        help="Compose with the template, or lm: the template plus a sentence by --model, falling back "
+        "to the template when it fails a guard rail. Default: generator under \\[support] in genloop.toml.",
+        show_default=False,
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="The LM of --generator lm: a gpt or hf-causal-lm version (id, NAME@alias or NAME). "
+        "Default: generator_model under \\[support].",
+        show_default=False,
+    ),
+]
 
 
 def _workspace(path: Path | None) -> Workspace:
@@ -111,7 +131,11 @@ def _print_answer(answer: Answer, console: Console) -> None:
     verdicts = ", ".join(
         f"{v.check} {'pass' if v.passed else 'FAIL: ' + v.reason}" for v in answer.reply.verdicts
     )
-    console.print(f"[bold]pre-reply[/bold] ({answer.reply.status}; {escape(verdicts)})")
+    reply = answer.reply
+    composed = reply.generator + (f": {reply.fallback_reason}" if reply.fallback_reason else "")
+    if reply.generator_model:
+        composed += f", {reply.generator_model}"
+    console.print(f"[bold]pre-reply[/bold] ({reply.status}; {escape(verdicts)}; {escape(composed)})")
     console.print(escape(answer.reply.text), highlight=False, soft_wrap=True)
 
 
@@ -124,13 +148,18 @@ def ask_command(
             "--mode", help=f"Ranking: {', '.join(MODES)} (auto: embeddings where built, else BM25)."
         ),
     ] = "auto",
+    generator: GeneratorOption = None,
+    model: ModelOption = None,
     as_json: JsonOption = False,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Structure a query, retrieve sources and draft the labelled pre-reply (PII never echoed)."""
     if mode not in MODES:
         raise GenloopError(f"unknown mode {mode!r}", hint=f"--mode takes one of: {', '.join(MODES)}")
-    answer = SupportApp.load(_workspace(workspace)).ask(query, k=top_k, mode=mode)
+    ws = _workspace(workspace)
+    app = SupportApp.load(ws)
+    lm = generator_from_config(ws, ws.config.support, generator=generator, model=model)
+    answer = app.ask(query, k=top_k, mode=mode, generator=lm)
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
         return
@@ -211,12 +240,17 @@ def _ticket_json(ticket: Ticket) -> dict[str, Any]:
 def submit_command(
     query: Annotated[str, typer.Argument(help="The customer's message.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=20, help="Sources to retrieve.")] = TOP_K,
+    generator: GeneratorOption = None,
+    model: ModelOption = None,
     as_json: JsonOption = False,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Put a customer query in the agent queue with its pre-reply (only the masked query is stored)."""
     ws = _workspace(workspace)
-    ticket = submit(ws, _catalog(ws), SupportApp.load(ws), query, actor=f"cli:{current_actor()}", k=top_k)
+    app = SupportApp.load(ws)
+    lm = generator_from_config(ws, ws.config.support, generator=generator, model=model)
+    actor = f"cli:{current_actor()}"
+    ticket = submit(ws, _catalog(ws), app, query, actor=actor, k=top_k, generator=lm)
     if as_json:
         typer.echo(json.dumps(_ticket_json(ticket), ensure_ascii=False, indent=2))
         return
@@ -314,6 +348,7 @@ def register(app: typer.Typer) -> None:
             'genloop support ask "My laptop screen is black, order #A12345"',
             'genloop support ask "我的订单号E2024050112还没发货" --json',
             'genloop support ask "I forgot my password" --mode bm25 -k 3',
+            'genloop support ask "I was charged twice" --generator lm --model support-lm@champion',
         ),
     )(ask_command)
     support.command(
@@ -329,6 +364,7 @@ def register(app: typer.Typer) -> None:
         epilog=examples(
             'genloop support submit "My laptop screen is black, order #A12345"',
             'genloop support submit "我的快递还没到，手机13812345678" --json',
+            'genloop support submit "Where is my parcel?" --generator lm --model support-lm@champion',
         ),
     )(submit_command)
     support.command(

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from genloop.apps.support.generator import LMGenerator, generator_from_config
 from genloop.apps.support.intent import IntentClassifier
 from genloop.apps.support.knowledge import (
     HELDOUT_PERCENT,
@@ -107,12 +108,28 @@ class SupportApp:
     def structure(self, query: str) -> StructuredQuery:
         return structure_query(query, self.intents, self.products)
 
-    def ask(self, query: str, *, k: int = TOP_K, mode: str = "auto") -> Answer:
+    def ask(
+        self,
+        query: str,
+        *,
+        k: int = TOP_K,
+        mode: str = "auto",
+        generator: LMGenerator | Literal["config"] | None = "config",
+    ) -> Answer:
+        """Structure, retrieve, pre-reply. `generator`: an LM generator, None (the template), or
+        "config": what `[support]` in genloop.toml says (the template unless `generator = "lm"`)."""
         structured = self.structure(query)
         hits = self.index.search(structured.retrieval_text or structured.text, k, mode)
+        if generator == "config":
+            generator = generator_from_config(self.workspace, self.workspace.config.support)
         labels = self.workspace.config.generate.labels
         reply = pre_reply(
-            structured, hits, workspace=self.workspace, labels=labels, model_version=f"support@{self.version}"
+            structured,
+            hits,
+            workspace=self.workspace,
+            labels=labels,
+            model_version=f"support@{self.version}",
+            generator=generator,
         )
         return Answer(structured, hits, reply)
 

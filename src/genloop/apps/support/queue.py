@@ -3,7 +3,9 @@
 Submitting a query (`submit`) asks the app, then stores, in one transaction:
 
     content_items    the labelled pre-reply (modality text, model version `support-vN`, file
-                     `.genloop/content/…/support-….txt` written first, atomically)
+                     `.genloop/content/…/support-….txt` written first, atomically; params name
+                     the generator — template, lm or template-fallback — and the fallback reason,
+                     which `Ticket.generator` / `Ticket.fallback_reason` read back)
     publications     its placement on the private `support` channel (the queue; the public
                      gallery and the anonymous API never list this channel)
     support_tickets  the queue row: status `queued`, the masked query, its structured fields,
@@ -32,11 +34,12 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Table, select, update
 
 from genloop.apps.support.app import TOP_K, Answer, SupportApp
+from genloop.apps.support.generator import LMGenerator
 from genloop.apps.support.registration import ensure_model_version
 from genloop.apps.support.reply import mask_pii
 from genloop.catalog import Catalog
@@ -88,9 +91,13 @@ class Ticket:
     decided_at: datetime | None
     created_by: str
     created_at: datetime
+    generator: str = "template"
+    """How the pre-reply was composed: template | lm | template-fallback (its content item's params)."""
+    fallback_reason: str | None = None
 
     @classmethod
-    def of(cls, row: SupportTicket) -> Ticket:
+    def of(cls, row: SupportTicket, params: dict[str, Any] | None = None) -> Ticket:
+        params = params or {}
         return cls(
             id=row.id,
             status=row.status,
@@ -113,6 +120,8 @@ class Ticket:
             decided_at=as_utc(row.decided_at) if row.decided_at else None,
             created_by=row.created_by,
             created_at=as_utc(row.created_at),
+            generator=str(params.get("generator") or "template"),
+            fallback_reason=params.get("fallback_reason"),
         )
 
 
@@ -132,10 +141,21 @@ def _masked_sources(answer: Answer) -> list[dict[str, Any]]:
 
 
 def submit(
-    workspace: Workspace, catalog: Catalog, app: SupportApp, query: str, *, actor: str, k: int = TOP_K
+    workspace: Workspace,
+    catalog: Catalog,
+    app: SupportApp,
+    query: str,
+    *,
+    actor: str,
+    k: int = TOP_K,
+    generator: LMGenerator | Literal["config"] | None = "config",
 ) -> Ticket:
-    """Ask the app about `query` and put the pre-reply in the queue; bad input stores nothing."""
-    answer = app.ask(query, k=k)  # a DataError for an empty or oversized query, before any write
+    """Ask the app about `query` and put the pre-reply in the queue; bad input stores nothing.
+
+    `generator` as in `SupportApp.ask`; which one composed the pre-reply (and why an LM's
+    sentence fell back to the template) is kept in the content item's params and the ticket."""
+    # a DataError for an empty or oversized query, before any write
+    answer = app.ask(query, k=k, generator=generator)
     model_version_id = ensure_model_version(workspace, catalog, app)
     ticket_id = uuid.uuid4().hex
     content_id = f"support-{ticket_id}"
@@ -152,7 +172,12 @@ def submit(
                 path=workspace.relative(path),
                 condition={"intent": structured.intent, "language": structured.language},
                 seed=0,
-                params={"app_version": app.version, "sources": reply.sources, "ticket": ticket_id},
+                params={
+                    "app_version": app.version,
+                    "sources": reply.sources,
+                    "ticket": ticket_id,
+                    **reply.generation(),
+                },
                 labels=reply.labels,
                 channel=CHANNEL,
                 status="published",
@@ -181,7 +206,7 @@ def submit(
         )
         session.add(row)
         session.flush()
-        return Ticket.of(row)
+        return Ticket.of(row, reply.generation())
 
 
 def check_ticket_id(ticket_id: str) -> str:
@@ -198,7 +223,8 @@ def get_ticket(catalog: Catalog, ticket_id: str) -> Ticket:
         row = session.get(SupportTicket, ticket_id)
         if row is None:
             raise _not_found(ticket_id)
-        return Ticket.of(row)
+        params = session.scalar(select(ContentItem.params).where(ContentItem.id == row.content_item_id))
+        return Ticket.of(row, params)
 
 
 def _not_found(ticket_id: str) -> NotFoundError:
@@ -211,11 +237,16 @@ def list_tickets(catalog: Catalog, status: str | None = "queued", *, limit: int 
     """Tickets of `status` (None: every status), oldest first: the order agents work in."""
     if status is not None and status not in STATUSES:
         raise GenloopError(f"unknown ticket status {status!r}", hint=f"one of: {', '.join(STATUSES)}, any")
-    query = select(SupportTicket).order_by(SupportTicket.created_at, SupportTicket.id).limit(limit)
+    query = (
+        select(SupportTicket, ContentItem.params)
+        .join(ContentItem, ContentItem.id == SupportTicket.content_item_id)
+        .order_by(SupportTicket.created_at, SupportTicket.id)
+        .limit(limit)
+    )
     if status is not None:
         query = query.where(SupportTicket.status == status)
     with catalog.session() as session:
-        return [Ticket.of(row) for row in session.scalars(query)]
+        return [Ticket.of(row, params) for row, params in session.execute(query)]
 
 
 def agent_viewer_id(actor: str) -> str:

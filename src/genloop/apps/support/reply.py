@@ -10,8 +10,13 @@
       → label                 the generate stage's text labels: the explicit line and the signed
                               GB 45438 `AIGC` front matter (genloop.generate.labels.apply)
 
-The composer is a template, not a language model: this first slice shows the pipeline honestly;
-a template-guided LM generator is for a later slice (issue #9).
+The composer is the template, or (`[support] generator = "lm"`, `--generator lm`) the template
+with one sentence written by a language model after the greeting (generator.py: the prompt,
+the guard rails and why a reply falls back to the template). The pre-reply records which:
+
+    generator        "template" | "lm" | "template-fallback"
+    fallback_reason  the guard rail the LM's sentence failed (template-fallback only)
+    generator_model  the LM's model version; generated: its sentence (PII masked), kept for audit
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from genloop.apps.support.generator import (
+    FALLBACK,
+    LM,
+    TEMPLATE,
+    LMGenerator,
+    check_against_answer,
+    lost_key_facts,
+    vocabulary,
+)
 from genloop.apps.support.retrieve import Hit
 from genloop.apps.support.slots import AMOUNT, DATE, ORDER, PRODUCT, Slot
 from genloop.apps.support.structure import StructuredQuery
@@ -94,6 +108,21 @@ class PreReply:
     sources: list[str]
     """Ids of the knowledge-base entries the body quotes."""
     labels: dict[str, Any] = field(default_factory=dict)
+    generator: str = TEMPLATE
+    """"template", "lm" (the body holds the LM's sentence) or "template-fallback"."""
+    fallback_reason: str | None = None
+    generator_model: str | None = None
+    generated: str | None = None
+    """The LM's sentence (PII masked), also when it was not used."""
+
+    def generation(self) -> dict[str, Any]:
+        """How the body was composed: what the ticket's content item records."""
+        return {
+            "generator": self.generator,
+            "fallback_reason": self.fallback_reason,
+            "generator_model": self.generator_model,
+            "generated": self.generated,
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,13 +132,19 @@ class PreReply:
             "sources": self.sources,
             "verdicts": [verdict.to_json() for verdict in self.verdicts],
             "labels": self.labels,
+            **self.generation(),
         }
 
 
-def compose_body(structured: StructuredQuery, hits: Sequence[Hit], language: str) -> tuple[str, list[str]]:
-    """The unmasked body in the query's language (en for anything not Chinese) and its sources."""
+def compose_body(
+    structured: StructuredQuery, hits: Sequence[Hit], language: str, sentence: str | None = None
+) -> tuple[str, list[str]]:
+    """The unmasked body in the query's language (en for anything not Chinese) and its sources;
+    `sentence` (the LM's) goes right after the greeting."""
     words = TEMPLATES[language]
     parts = [words["greeting"]]
+    if sentence:
+        parts.append(sentence)
     sources: list[str] = []
     if hits:
         parts += [words["lead"], hits[0].entry.answer]
@@ -158,6 +193,17 @@ def mask_pii(body: str, slots: Sequence[Slot]) -> str:
     return redact(body)
 
 
+def _finish(raw: str, structured: StructuredQuery, content_id: str) -> Artifact:
+    """The body masked and post-processed, as an artifact of the generate stage."""
+    artifact = Artifact(content_id, "text", mask_pii(raw, structured.slots), "txt", meta={"app": "support"})
+    return run_chain(build_chain(list(POSTPROCESS), "text"), artifact)
+
+
+def generation_seed(masked_query: str, generator_version: str) -> int:
+    """The LM's seed for a query: the same masked query and model give the same sentence."""
+    return int(stable_hash({"query": masked_query, "model": generator_version}, 8), 16)
+
+
 def pre_reply(
     structured: StructuredQuery,
     hits: Sequence[Hit],
@@ -165,18 +211,50 @@ def pre_reply(
     workspace: Workspace,
     labels: LabelConfig,
     model_version: str,
+    generator: LMGenerator | None = None,
 ) -> PreReply:
     language = "zh" if structured.language == "zh" else "en"
     raw, sources = compose_body(structured, hits, language)
-    content_id = "support-" + stable_hash(
-        {"query": structured.text, "sources": sources, "model": model_version}
-    )
-    artifact = Artifact(content_id, "text", mask_pii(raw, structured.slots), "txt", meta={"app": "support"})
-    artifact = run_chain(build_chain(list(POSTPROCESS), "text"), artifact)
+    identity = {"query": structured.text, "sources": sources, "model": model_version}
+    artifact = _finish(raw, structured, "support-" + stable_hash(identity))
+    used, reason, generated, lm_version = TEMPLATE, None, None, None
+    if generator is not None:
+        lm_version = generator.version_id
+        used, reason = FALLBACK, "no-answer"
+        if hits:
+            masked_query = mask_pii(structured.text, structured.slots)
+            seed = generation_seed(masked_query, lm_version)
+            topic = vocabulary([masked_query, *(hit.entry.answer for hit in hits[:2])])
+            sentence = generator.write(masked_query, structured.intent, language, seed, topic)
+            generated = mask_pii(sentence.text, structured.slots) or None
+            answer = hits[0].entry.answer
+            reason = sentence.reason or check_against_answer(
+                sentence.text, answer, structured.slots, workspace, lm_version
+            )
+            if reason is None:
+                lm_raw, _ = compose_body(structured, hits, language, sentence.text)
+                lm_id = "support-" + stable_hash({**identity, "generator": lm_version, "seed": seed})
+                lm_artifact = _finish(lm_raw, structured, lm_id)
+                if lost_key_facts(lm_artifact.text, artifact.text, answer):
+                    reason = "lost-key-facts"
+                else:
+                    used, artifact = LM, lm_artifact
+                    model_version = f"{model_version}+{lm_version}"
     # blocklist and pii read the artifact alone; the catalog is needed only by the verbatim check,
     # which this app does not run (its answers are quoted from the knowledge base on purpose)
     context = SafetyContext(workspace, cast(Catalog, None), model_version)
     verdicts = [check.check(artifact, context) for check in build_checks(list(SAFETY_CHECKS), "text")]
     status = "ready" if hits and all(verdict.passed for verdict in verdicts) else "review"
     labelled = apply_labels(artifact, labels, LabelContext(workspace, PRODUCER, model_version))
-    return PreReply(labelled.data.decode("utf-8"), artifact.text, status, verdicts, sources, labelled.labels)
+    return PreReply(
+        labelled.data.decode("utf-8"),
+        artifact.text,
+        status,
+        verdicts,
+        sources,
+        labelled.labels,
+        generator=used,
+        fallback_reason=reason,
+        generator_model=lm_version,
+        generated=generated,
+    )

@@ -29,6 +29,17 @@ def key_facts(answer: str) -> set[str]:
     return facts
 
 
+def fact_coverage(text: str, answer: str) -> float:
+    """The share of `answer`'s key facts found in `text` (containment when it has none).
+
+    Also the LM generator's guard rail (generator.py): a reply must not lose the answer's facts.
+    """
+    facts = key_facts(answer)
+    if facts:
+        return len(facts & set(terms(text))) / len(facts)
+    return 1.0 if answer.strip().lower() in text.lower() else 0.0
+
+
 @dataclass(frozen=True)
 class Judgement:
     decision: str
@@ -43,12 +54,7 @@ class SimulatedAgent:
     threshold: float = THRESHOLD
 
     def judge(self, pre_reply: str, right_answer: str) -> Judgement:
-        facts = key_facts(right_answer)
-        if facts:
-            found = set(terms(pre_reply))
-            coverage = len(facts & found) / len(facts)
-        else:
-            coverage = 1.0 if right_answer.strip().lower() in pre_reply.lower() else 0.0
+        coverage = fact_coverage(pre_reply, right_answer)
         if coverage >= self.threshold:
             return Judgement("accept", round(coverage, 4), None)
         return Judgement("edit", round(coverage, 4), right_answer)
