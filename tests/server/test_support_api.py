@@ -80,6 +80,7 @@ def test_submit_queue_and_decide_through_the_api(service: Service) -> None:
     assert "Forgot password" in str(english["pre_reply"]) and "查询物流" in str(chinese["pre_reply"])
     assert chinese["sources"][0]["question"] == "我的快递还没到"  # type: ignore[index]
     assert english["model_version_id"] == "support-v1"
+    assert (english["generator"], english["fallback_reason"]) == ("template", None)  # the default composer
     third = service.submit("The printer does not print anything")
 
     queue = service.client.get("/api/v1/support/tickets", headers=service.auth("reviewer"))

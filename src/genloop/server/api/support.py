@@ -83,6 +83,12 @@ class TicketPublic(BaseModel):
     decided_at: datetime | None
     created_by: str
     created_at: datetime
+    generator: str = Field(
+        default="template", description="How the pre-reply was composed: template | lm | template-fallback"
+    )
+    fallback_reason: str | None = Field(
+        default=None, description="Why the language model's sentence was not used (template-fallback)"
+    )
 
 
 class TicketPage(BaseModel):
