@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -243,6 +244,52 @@ def fit_ranker_command(
     say(f"[green]✓[/green] ranker fitted on {len(rows)} rows ({liked} liked) → {folder / 'ranker.json'}")
 
 
+def improve_command(
+    recipe: Annotated[
+        str,
+        typer.Option(
+            "--recipe",
+            help="sft (liked lines), dpo (pairs: two lines of one product, one liked over the other), "
+            "kto (liked / disliked lines) or auto (what the feedback supports).",
+        ),
+    ] = "auto",
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Optimizer steps (default: [improve].steps).")
+    ] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="The copy model's name.")] = MODEL_NAME,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    evaluate: Annotated[
+        bool,
+        typer.Option("--evaluate/--no-evaluate", help="Compare champion and challenger on held-out copy."),
+    ] = True,
+    as_json: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Fine-tune the copy model on the feedback its published lines got → a challenger version."""
+    from genloop.apps.adcopy.improve import RECIPES, improve_copy_model
+
+    if recipe not in RECIPES:
+        raise GenloopError(f"unknown recipe {recipe!r}", hint=f"--recipe {' | '.join(RECIPES)}")
+    ctx = open_context(workspace)
+    outcome = improve_copy_model(
+        ctx.workspace,
+        ctx.catalog,
+        model=model,
+        recipe=recipe,
+        steps=steps,
+        seed=seed,
+        evaluate=evaluate,
+    )
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(outcome), ensure_ascii=False, indent=2, default=str))
+        return
+    say(
+        f"[green]✓[/green] {outcome.challenger} (challenger, from {outcome.champion}) by {outcome.recipe} "
+        f"on {outcome.feedback_events} feedback events"
+    )
+    say(f"next: genloop adcopy generate -m {model}@challenger   (promote: genloop models promote)")
+
+
 def creatives_command(
     products: Annotated[
         Path | None,
@@ -315,6 +362,14 @@ def register(app: typer.Typer) -> None:
         "fit-ranker",
         epilog=examples("genloop adcopy fit-ranker", "genloop adcopy fit-ranker platform_results.csv"),
     )(fit_ranker_command)
+    adcopy.command(
+        "improve",
+        epilog=examples(
+            "genloop adcopy improve",
+            "genloop adcopy improve --recipe sft --steps 20",
+            "genloop adcopy generate products.csv -m adcopy@challenger",
+        ),
+    )(improve_command)
     adcopy.command(
         "creatives",
         epilog=examples(

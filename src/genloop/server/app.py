@@ -23,6 +23,7 @@ from genloop import __version__
 from genloop.catalog import open_catalog
 from genloop.server import metrics
 from genloop.server.api import (
+    adcopy,
     analytics,
     content,
     datasets,
@@ -45,7 +46,7 @@ from genloop.server.api import annotations as annotations_api
 from genloop.server.errors import install_error_handlers
 from genloop.server.logs import install_logging
 from genloop.server.middleware import SecurityHeadersMiddleware
-from genloop.server.web import console, docs, login, pages, support_console
+from genloop.server.web import adcopy_console, console, docs, login, pages, support_console
 from genloop.server.web.filters import register_filters
 from genloop.workspace import Workspace
 
@@ -97,11 +98,13 @@ def create_app(workspace: Workspace) -> FastAPI:
         lineage,
         textgen,
         support,
+        adcopy,
         metrics,
         # the web console
         login,
         console,
         support_console,
+        adcopy_console,
         pages,
         docs,
     )

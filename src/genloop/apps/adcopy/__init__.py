@@ -12,4 +12,6 @@ training.py     past copy → dataset version → the copy model (gpt, or hf-cau
 studio.py       write, finish (safety, labels) and store each product's lines
 creatives.py    a generated product image + the best line → one labelled PNG
 feedback.py     liked / not-liked rows from a file or the catalog, for the ranker
+shelf.py        stored candidates read back (rank, constraints re-checked, arms) and published as A/B arms
+improve.py      the loop's sft / dpo / kto on the lines' feedback → a challenger copy model
 """

@@ -161,7 +161,19 @@ def product_from_row(row: dict[str, Any], where: str) -> Product:
 
 def read_products(path: Path) -> list[Product]:
     """Every product of a CSV/TSV/JSONL table, validated; the first problem is a DataError."""
-    rows = read_rows(path, what="product table", example=EXAMPLE)
+    return products_from_rows(read_rows(path, what="product table", example=EXAMPLE), path)
+
+
+def product_from_json(data: dict[str, Any]) -> Product:
+    """A product as `Product.to_json` wrote it (a stored candidate's params["constraints"])."""
+    known = {key: data[key] for key in (*REQUIRED, *OPTIONAL, "where") if key in data}
+    for name in LIST_FIELDS:
+        known[name] = tuple(known.get(name) or ())
+    return Product(**known)
+
+
+def products_from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path) -> list[Product]:
+    """Every product of (line, row) pairs read from `path` (a file, or a request's name for its table)."""
     if not rows:
         raise DataError(f"{path}: no products in the file", hint=f"one product a row; {HINT}")
     known = set(REQUIRED + OPTIONAL)

@@ -139,9 +139,11 @@ class Finisher:
         )
         return cls(workspace, catalog, model, plan, store)
 
-    def finish(self, product: Product, result: ProductCopy, candidate: Candidate) -> Line | None:
-        """The stored line, or None (counted in `result.dropped`) when post-processing broke a
-        constraint or a safety check failed."""
+    def finish(
+        self, product: Product, result: ProductCopy, candidate: Candidate, rank: int = 0, score: float = 0.0
+    ) -> Line | None:
+        """The stored line (its rank and score stored with it), or None (counted in `result.dropped`)
+        when post-processing broke a constraint or a safety check failed."""
         condition = {"app": "adcopy", "product": product.id, "prompt": result.prompt}
         content_id = stable_hash(
             {"model": self.model.version_id, "condition": condition, "seed": candidate.seed,
@@ -159,7 +161,7 @@ class Finisher:
         if failed:
             result.dropped[f"safety: {', '.join(failed)}"] += 1
             return None
-        line = Line(0, artifact.text, 0.0, {}, candidate, content_id)
+        line = Line(rank, artifact.text, score, {}, candidate, content_id)
         if self.store:
             line.path = self._store(product, result, line, finished, condition)
         return line
@@ -176,6 +178,8 @@ class Finisher:
         stored_condition = {
             **condition,
             "line": line.text,
+            "rank": line.rank,
+            "score": round(line.score, 4),
             "repairs": candidate.repairs,
             "raw": candidate.raw,
         }
@@ -261,9 +265,8 @@ def _write_one(
     for scored in ranked:
         if len(result.lines) >= n:
             break
-        line = finisher.finish(product, result, by_text[scored.text])
+        line = finisher.finish(product, result, by_text[scored.text], len(result.lines) + 1, scored.score)
         if line is not None:
-            line.rank, line.score = len(result.lines) + 1, scored.score
             line.parts = {**scored.parts, "novelty": scored.novelty}
             result.lines.append(line)
     result.seconds = time.perf_counter() - start

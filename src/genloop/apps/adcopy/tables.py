@@ -109,3 +109,12 @@ def read_rows(path: Path, *, what: str, example: str) -> list[tuple[int, dict[st
         )
     text = read_text(path, what)
     return _jsonl_rows(path, text, example) if suffix in JSONL_SUFFIXES else _csv_rows(path, text)
+
+
+def rows_from_text(text: str, source: Path, *, example: str) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs of a table sent as text: JSON lines when it starts with `{`, else CSV;
+    `source` names it in messages."""
+    text = text.removeprefix("\ufeff")
+    if text.lstrip().startswith("{"):
+        return _jsonl_rows(source, text, example)
+    return _csv_rows(source, text)
