@@ -180,7 +180,7 @@ def test_empty_query_is_a_clear_error(ticket_app: SupportApp) -> None:
         (
             b'{"question": "a", "answer": "b"}\n{"question": "c", \n',
             ".jsonl",
-            r"t\.jsonl:2: not a JSON object",
+            r"t\.jsonl:2: not valid JSON",
         ),
         (b"question,answer\nwhere is it,\n", ".csv", r"t\.csv:2: empty answer"),
         (b"question,answer\nq\xe9\xff\xfe\xfa,a\n", ".csv", "unknown text encoding"),

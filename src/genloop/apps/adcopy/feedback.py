@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from genloop.apps.adcopy.ranker import ATTRIBUTE_KEYS, FeedbackRow
-from genloop.apps.adcopy.tables import read_rows
+from genloop.apps.tables import read_rows
 from genloop.catalog import Catalog
 from genloop.catalog.models import ContentItem, FeedbackEvent, Publication
 from genloop.errors import DataError

@@ -20,7 +20,7 @@ from typing import Any
 from genloop.apps.adcopy.conditioning import derived_features, prefix
 from genloop.apps.adcopy.products import LIST_SEPARATORS
 from genloop.apps.adcopy.standin import PAST_COPY
-from genloop.apps.adcopy.tables import header_keys, read_rows
+from genloop.apps.tables import header_keys, read_rows
 from genloop.data.record import Record
 from genloop.errors import DataError
 from genloop.generate.postprocess.text import is_chinese

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from genloop.apps.adcopy.tables import header_keys, read_rows
+from genloop.apps.tables import header_keys, read_rows
 from genloop.errors import DataError
 
 LANGUAGES = ("en", "zh")

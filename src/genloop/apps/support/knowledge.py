@@ -16,17 +16,16 @@ on every machine and in every run: `heldout` when sha256(question) mod 100 < `he
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from genloop.apps.tables import read_rows
 from genloop.data.sources.builtin_text import package_dir
-from genloop.data.steps.text import decode_text, normalize_text
+from genloop.data.steps.text import normalize_text
 from genloop.errors import DataError
 
 HELDOUT_PERCENT = 20
@@ -132,59 +131,6 @@ def corpus_entries(
 # ---- your tickets -------------------------------------------------------------------------------
 
 
-def _read_text(path: Path) -> str:
-    try:
-        payload = path.read_bytes()
-    except OSError as exc:
-        raise DataError(
-            f"cannot read ticket file {path}: {exc.strerror or exc}",
-            hint="give an existing CSV or JSONL file",
-        ) from None
-    try:
-        text, _encoding = decode_text(payload)
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: unknown text encoding (not UTF-8 or GB18030; byte 0x{payload[exc.start]:02x} "
-            f"at offset {exc.start})",
-            hint=f"convert it to UTF-8, e.g. `iconv -f LATIN1 -t UTF-8 {path.name} > tickets.csv`",
-        ) from None
-    return text.removeprefix("\ufeff")
-
-
-def _rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}:{number}: not a JSON object ({exc.msg})",
-                    hint='one JSON object per line, e.g. {"question": ..., "answer": ...}',
-                ) from None
-            if not isinstance(value, dict):
-                raise DataError(
-                    f"{path}:{number}: a JSON {type(value).__name__}, not an object",
-                    hint='one JSON object per line, e.g. {"question": ..., "answer": ...}',
-                )
-            rows.append((number, value))
-        return rows
-    if path.suffix.lower() not in (".csv", ".tsv"):
-        raise DataError(
-            f"{path}: unknown ticket file type {path.suffix or '(none)'!r}",
-            hint="give a .csv, .tsv or .jsonl file",
-        )
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix == ".tsv" else ",")
-    try:
-        return [(number, dict(row)) for number, row in enumerate(reader, start=2)]
-    except csv.Error as exc:
-        raise DataError(
-            f"{path}:{reader.line_num}: broken CSV ({exc})", hint="check the quoting on that line"
-        ) from None
-
-
 def _column(row: dict[str, Any], names: tuple[str, ...]) -> str:
     for name in names:
         value = row.get(name)
@@ -195,7 +141,7 @@ def _column(row: dict[str, Any], names: tuple[str, ...]) -> str:
 
 def ticket_entries(path: Path, heldout_percent: int = HELDOUT_PERCENT) -> list[Entry]:
     """Entries from your resolved tickets; a DataError names the file, line and what to fix."""
-    rows = _rows(path, _read_text(path))
+    rows = read_rows(path, what="ticket", example='{"question": "...", "answer": "..."}')
     if not rows:
         raise DataError(
             f"{path}: no tickets in the file", hint="one row per resolved ticket: question,answer"

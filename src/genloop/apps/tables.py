@@ -1,5 +1,7 @@
 """Rows of a user's CSV / TSV / JSONL file, each with its line number, or a DataError that says where.
 
+Shared by the apps: the ad-copy studio's product tables and past copy, the support app's tickets.
+
     read_rows(path, what="product table") → [(line, {column: value}), ...]
 
 Bytes are decoded as the clean stage does (a BOM, else UTF-8, else GB18030); anything else is an
