@@ -12,22 +12,18 @@ the test is skipped, except under CI (CI=true), where it fails.
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from genloop.catalog.models import ContentItem, FeedbackEvent, Job, RunMetric
-from genloop.server.app import create_app
 from genloop.server.auth import SESSION_COOKIE, create_api_key, make_session
 from genloop.server.deps import VIEWER_COOKIE
 from genloop.workspace import Workspace
+from support.live_server import serve_in_thread
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -61,8 +57,8 @@ def workspace(sqlite_workspace: Workspace) -> Workspace:
     return sqlite_workspace
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture() -> Iterator[Browser]:
     """One headless chromium for every test of the file (starting it is the slow part)."""
     require_chromium()
     from playwright.sync_api import sync_playwright
@@ -99,23 +95,8 @@ def new_context(browser: Browser) -> BrowserContext:
 @pytest.fixture
 def live_server(seeded: SeededCatalog) -> Iterator[str]:
     """A real uvicorn server on a free localhost port, in a thread; yields its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    config = uvicorn.Config(create_app(seeded.workspace), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start within 30 s")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(seeded.workspace) as base_url:
+        yield base_url
 
 
 def test_like_in_the_gallery(

@@ -8,16 +8,12 @@ stream of a running job. Bad input gets a clear 4xx and stores nothing.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
@@ -28,6 +24,7 @@ from genloop.models.versions import alias_history
 from genloop.server.app import create_app
 from genloop.server.auth import ROLES, create_api_key
 from genloop.workspace import Workspace
+from support.live_server import serve_in_thread
 from support.tiny_generators import register_tiny
 
 if TYPE_CHECKING:
@@ -304,23 +301,8 @@ def test_annotation_queue_and_labels(
 @pytest.fixture
 def live_server(seeded: SeededCatalog) -> Iterator[str]:
     """A real uvicorn server on a free localhost port, in a thread (TestClient buffers whole streams)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    config = uvicorn.Config(create_app(seeded.workspace), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start within 30 s")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(seeded.workspace) as base_url:
+        yield base_url
 
 
 def test_event_stream_follows_a_running_job_until_it_ends(

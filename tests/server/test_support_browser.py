@@ -10,15 +10,11 @@ Needs /usr/bin/chromium, like tests/server/test_browser.py (skipped without it, 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from apps.support_data import CN_ID, PHONE_CN, write_tickets
@@ -26,10 +22,10 @@ from genloop.apps.support.app import build_support
 from genloop.apps.support.queue import Ticket, submit
 from genloop.catalog import open_catalog
 from genloop.catalog.models import FeedbackEvent, SupportTicket
-from genloop.server.app import create_app
 from genloop.server.auth import SESSION_COOKIE, create_api_key, make_session
 from genloop.workspace import Workspace
-from server.test_browser import CHROMIUM, CHROMIUM_ARGS, new_context, require_chromium, watch
+from server.test_browser import browser_fixture, new_context, watch  # noqa: F401 (the `browser` fixture)
+from support.live_server import serve_in_thread
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -44,21 +40,6 @@ QUERIES = (
 EDITED = "请在我的订单里点击物流详情查询包裹位置，如超过3天未到请回复本消息。"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 @pytest.fixture
 def queued(sqlite_workspace: Workspace, tmp_path: Path) -> list[Ticket]:
     workspace = sqlite_workspace
@@ -71,23 +52,8 @@ def queued(sqlite_workspace: Workspace, tmp_path: Path) -> list[Ticket]:
 
 @pytest.fixture
 def live_server(sqlite_workspace: Workspace, queued: list[Ticket]) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    config = uvicorn.Config(create_app(sqlite_workspace), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start within 30 s")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(sqlite_workspace) as base_url:
+        yield base_url
 
 
 def test_agent_accepts_edits_and_rejects_in_the_browser(
