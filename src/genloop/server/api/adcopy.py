@@ -31,8 +31,8 @@ from genloop.apps.adcopy.constraints import impossible_report
 from genloop.apps.adcopy.products import EXAMPLE, Product, products_from_rows
 from genloop.apps.adcopy.shelf import candidate_json, list_candidates, list_products, publish_candidates
 from genloop.apps.adcopy.studio import write_copy
-from genloop.apps.adcopy.tables import column_key, rows_from_text
 from genloop.apps.adcopy.training import MODEL_NAME
+from genloop.apps.tables import column_key, rows_from_text
 from genloop.errors import GenloopError
 from genloop.publish.channels.registry import ARM_NAME, CHANNEL_NAME, CONTENT_ID
 from genloop.server.auth import requires
