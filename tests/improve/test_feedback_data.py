@@ -177,3 +177,21 @@ def test_pairs_rank_by_score_per_look_not_by_exposure(sqlite_workspace: Workspac
     pairs = {(p.chosen, p.rejected): p.margin for p in prefs.pairs}
     # raw scores (3 vs 2) would pair them the other way round
     assert pairs == pytest.approx({("c-rare", "c-exposed"): 2 / 3 - 0.25, ("c-unlogged", "c-plain"): 1.0})
+
+
+def test_pairs_share_the_prompt_whatever_else_the_condition_notes(
+    sqlite_workspace: Workspace, tmp_path: Path
+) -> None:
+    """Items of one prompt pair up even when each condition carries its own notes (rank, repairs)."""
+    ws = sqlite_workspace
+    catalog = open_catalog(ws.database_url)
+    version = register_tiny(ws, catalog, "gpt", tmp_path, name="copy")
+    prompt = "⟦en|shoes|playful⟧"
+    good = _item(ws, catalog, version, "c-good", b"Run light!", {"prompt": prompt, "rank": 1}, "text")
+    bad = _item(ws, catalog, version, "c-bad", b"Shoes exist.", {"prompt": prompt, "rank": 2}, "text")
+    other = _item(ws, catalog, version, "c-other", b"Bags.", {"prompt": "⟦en|bags⟧", "rank": 1}, "text")
+    _event(catalog, good, "like")
+    _event(catalog, bad, "dislike")
+    _event(catalog, other, "dislike")
+    prefs = collect_preferences(ws, catalog, "copy", now=NOW, safety=NO_CHECKS)
+    assert [(p.prompt, p.chosen, p.rejected) for p in prefs.pairs] == [(prompt, "c-good", "c-bad")]

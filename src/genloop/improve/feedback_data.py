@@ -173,7 +173,11 @@ class ScoredItem:
 
     @property
     def condition_key(self) -> str:
-        return json.dumps(self.condition, sort_keys=True)
+        """What pairs must share: what the model was conditioned on (its prompt or class label, as
+        the analytics group items), not the whole condition — an app may keep per-item notes there
+        (the ad-copy studio stores each line's rank and repairs), which would leave no two items
+        alike and so no pairs."""
+        return self.prompt
 
     @property
     def per_look(self) -> float:
