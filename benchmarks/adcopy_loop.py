@@ -14,7 +14,7 @@ neither the ranker nor the generator ever sees that function, only likes and dis
               re-ranked by the fitted ranker; the top K published (arm r1-ranker)
     round 2   the generator improved by the loop's recipe (`adcopy improve`: sft on the liked
               lines → challenger), the ranker refitted; N new lines from the challenger, top K
-              published (arm r2-ranker-sft)
+              published (arm r2-ranker-RECIPE; `--recipe`, default sft)
 
 The script also scores every generated line with the persona offline (the judge's view, never
 sent to a model): the pool's mean appeal vs the published top K's tells the ranker's choice
@@ -170,6 +170,9 @@ def main() -> None:
     )
     parser.add_argument("--short", type=int, default=40, help="the persona's 'short' in characters")
     parser.add_argument("--improve-steps", type=int, default=40)
+    parser.add_argument(
+        "--recipe", default="sft", choices=("auto", "sft", "dpo", "kto"), help="round 2's improvement recipe"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -203,14 +206,21 @@ def main() -> None:
 
         start = time.perf_counter()
         outcome = improve_copy_model(
-            workspace, catalog, recipe="sft", steps=args.improve_steps, seed=args.seed, evaluate=False
+            workspace, catalog, recipe=args.recipe, steps=args.improve_steps, seed=args.seed, evaluate=False
         )
         improve_seconds = time.perf_counter() - start
         refitted = LearnedPreference.fit(rows_from_catalog(catalog))
         refitted.save(app_dir(workspace))
         rounds.append(
             run_round(
-                client, headers, products, args, 2, "adcopy@challenger", "r2-ranker-sft", publish_all=False
+                client,
+                headers,
+                products,
+                args,
+                2,
+                "adcopy@challenger",
+                f"r2-ranker-{args.recipe}",
+                publish_all=False,
             )
         )
         rounds[-1].update(
