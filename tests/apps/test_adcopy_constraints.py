@@ -11,7 +11,7 @@ import pytest
 from genloop.apps.adcopy.constraints import contains, impossible, length_of, violations
 from genloop.apps.adcopy.pastcopy import read_past_copy
 from genloop.apps.adcopy.products import Product, read_products
-from genloop.apps.adcopy.ranker import FeedbackRow, LearnedPreference, rank, similarity
+from genloop.apps.adcopy.ranker import TRUST_ROWS, FeedbackRow, LearnedPreference, rank, similarity
 from genloop.apps.adcopy.repair import repair
 from genloop.apps.adcopy.standin import PAST_COPY, PRODUCTS
 from genloop.errors import DataError
@@ -213,3 +213,21 @@ def test_ranking_pushes_near_duplicates_down() -> None:
     )
     assert [r.text for r in ranked][1] == "Coffee that wakes the city"  # novelty beats the paraphrase
     assert similarity(texts[0], texts[1]) > 0.5 > similarity(texts[0], texts[2])
+
+
+def test_the_learned_part_counts_more_as_its_rows_grow() -> None:
+    """trust = rows / (rows + TRUST_ROWS): a preference fitted on few rows barely moves the ranking."""
+    attrs = {"category": "home", "tone": "warm", "language": "en"}
+    rows = [FeedbackRow("Summer light", attrs, True), FeedbackRow("Winter sale", attrs, False)]
+    fitted = LearnedPreference.fit(rows)
+    learned = {}
+    for n in (2, TRUST_ROWS, 100 * TRUST_ROWS):
+        preference = LearnedPreference(fitted.weights, fitted.bias, n)
+        [scored] = rank(["A summer lamp"], log_likelihoods=[-1.0], lengths=[3], repairs=[0], max_length=10,
+                        attributes=attrs, preference=preference)  # fmt: skip
+        learned[n] = scored.parts["learned"]
+    raw = fitted.probability("A summer lamp", attrs) - 0.5
+    assert raw > 0
+    assert learned[2] == pytest.approx(raw * 2 / (2 + TRUST_ROWS))
+    assert learned[TRUST_ROWS] == pytest.approx(raw / 2)
+    assert learned[2] < learned[TRUST_ROWS] < learned[100 * TRUST_ROWS] < raw

@@ -1,11 +1,14 @@
 """Ranking a product's valid candidates: fluency, room under the limit, novelty, and what people liked.
 
-    base(c)   = 2.0·fluency + 0.2·margin − 0.15·repairs + 1.0·(p_liked − ½)
+    base(c)   = 2.0·fluency + 0.2·margin − 0.15·repairs + trust·(p_liked − ½)
         fluency  exp(mean log p(token | prompt)): the model's geometric-mean token probability
                  (absolute, so two near-equal lines stay near-equal, unlike a min-max rescaling)
         margin   1 − length / max_length (a line that fits with room beats one at the edge)
         repairs  hooks and cuts the line needed (a line the model wrote whole reads better)
         p_liked  the learned preference below (½ — no opinion — until it has been fitted)
+        trust    rows / (rows + TRUST_ROWS): the learned part counts as its evidence grows (fitted
+                 on 96 noisy rows it picked lines less liked than its own pool; on 1,000 it
+                 weighs 0.77)
     order     greedy maximal marginal relevance (Carbonell & Goldstein 1998): next = the candidate
               maximising base + 0.5·(1 − max similarity to those already chosen), similarity =
               Jaccard of word (en) or character (zh) bigrams — so the top N are not ten paraphrases
@@ -40,6 +43,8 @@ EPOCHS = 300
 LEARNING_RATE = 0.5
 L2 = 1e-3
 WEIGHTS = {"fluency": 2.0, "margin": 0.2, "repairs": -0.15, "learned": 1.0}
+TRUST_ROWS = 300
+"""Feedback rows at which the learned part carries half its weight (see `trust`)."""
 NOVELTY = 0.5
 _TOKENS = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+")
 ATTRIBUTE_KEYS = ("category", "tone", "audience", "language")
@@ -179,13 +184,14 @@ def rank(
     preference: LearnedPreference,
 ) -> list[Scored]:
     """`texts` in ranked order (see the module docstring), each with its score and its parts."""
+    trust = preference.rows / (preference.rows + TRUST_ROWS)
     pool = []
     for text, ll, length, repaired in zip(texts, log_likelihoods, lengths, repairs, strict=True):
         parts = {
             "fluency": math.exp(ll),
             "margin": 1.0 - length / max_length,
             "repairs": float(repaired),
-            "learned": preference.probability(text, attributes) - 0.5,
+            "learned": trust * (preference.probability(text, attributes) - 0.5),
             "log_likelihood": ll,
         }
         base = sum(WEIGHTS[name] * parts[name] for name in WEIGHTS)
