@@ -103,7 +103,7 @@ def reward_id(folder: Path) -> str:
 
 
 def resolve_reward(workspace: Workspace, ref: str | None) -> str:
-    """The dataset id of the reward model `ref` names (an id, or a folder), or the newest one."""
+    """`ref` checked against the workspace's reward models (a feedback dataset id), or the newest one."""
     folders = reward_models(workspace)
     if ref is None:
         if not folders:
@@ -113,9 +113,6 @@ def resolve_reward(workspace: Workspace, ref: str | None) -> str:
                 "reward-weighted or rejection-sampling) or by `genloop loop`",
             )
         return reward_id(folders[0])
-    as_path = Path(ref)
-    if (as_path / "config.json").is_file() and as_path.name.endswith(REWARD_SUFFIX):
-        return reward_id(as_path)
     if any(reward_id(folder) == ref for folder in folders):
         return ref
     known = ", ".join(reward_id(folder) for folder in folders[:5]) or "none"

@@ -172,14 +172,6 @@ class ScoredItem:
         return str(value) if value is not None else json.dumps(self.condition, sort_keys=True)
 
     @property
-    def condition_key(self) -> str:
-        """What pairs must share: what the model was conditioned on (its prompt or class label, as
-        the analytics group items), not the whole condition — an app may keep per-item notes there
-        (the ad-copy studio stores each line's rank and repairs), which would leave no two items
-        alike and so no pairs."""
-        return self.prompt
-
-    @property
     def per_look(self) -> float:
         """score / impressions when impressions were recorded, else the score.
 
@@ -365,7 +357,9 @@ def _pairs(items: list[ScoredItem]) -> list[Pair]:
     vs negative, or two positives/negatives with different scores per look)."""
     groups: dict[str, list[ScoredItem]] = {}
     for item in items:
-        groups.setdefault(item.condition_key, []).append(item)
+        # what the model was conditioned on (prompt or label, as analytics group items), not the whole
+        # condition: an app may keep per-item notes there (the ad-copy studio's rank and repairs)
+        groups.setdefault(item.prompt, []).append(item)
     pairs = []
     for group in groups.values():
         ranked = sorted(group, key=lambda i: (-i.per_look, i.content_id))
