@@ -11,4 +11,7 @@ echo "[test] ruff check + format --check"
 echo "[test] mypy"
 .venv/bin/mypy
 echo "[test] pytest"
-exec .venv/bin/pytest "$@"
+# One worker per CPU (each on one torch thread, tests/conftest.py), a test file per worker at a
+# time so its module fixtures are built once; on 2 cores the suite takes ~8 min instead of ~25.
+# GENLOOP_TEST_WORKERS=0 runs in one process (e.g. with -x or pdb).
+exec .venv/bin/pytest -n "${GENLOOP_TEST_WORKERS:-auto}" --maxprocesses 8 --dist loadfile "$@"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import torch
 from sqlalchemy.engine import make_url
 
 from genloop.catalog import Catalog, open_catalog
@@ -29,6 +30,11 @@ POSTGRES_URL = os.environ.get(
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 os.environ.setdefault("GENLOOP_NO_PROGRESS", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One pytest worker per CPU: each keeps to one thread, or two workers' torch pools fight
+    # over the same two cores (sampling and evaluation run outside the training loop's setting).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 def _postgres_required() -> bool:
