@@ -4,6 +4,8 @@
     evaluate           genloop.evaluate.evaluate_model on a dataset version (default: the one it trained on)
     train              genloop.train.train_model with [train] of genloop.toml (long; not cancellable mid-run)
     deliver-webhooks   genloop.publish.deliveries.deliver_due (the webhook channel's retry loop)
+    adcopy-generate    genloop.apps.adcopy.studio.write_copy, the model loaded once: progress
+                       ("k of N products") + cancellation between them
 
 A handler takes a `JobContext` and returns the job's result as plain JSON. Heavy modules
 are imported inside the handlers, so importing this module (the API does, to build and
@@ -18,8 +20,10 @@ come from [generate] in genloop.toml; `count` alone sets the items per class too
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -30,8 +34,14 @@ from genloop.generate.requests import GenerationRequest
 from genloop.jobs.context import JobContext
 from genloop.jobs.queue import JOB_KINDS
 
+if TYPE_CHECKING:
+    from genloop.apps.adcopy.products import Product
+    from genloop.apps.adcopy.studio import ProductCopy
+
 PROGRESS_STEPS = 10
 """A generate job reports (and can be cancelled) about this many times; each chunk reloads the model."""
+ADCOPY_MAX_N = 40
+"""Lines per product an adcopy-generate job may ask for."""
 
 Handler = Callable[[JobContext], dict[str, Any]]
 
@@ -169,11 +179,114 @@ def run_deliver_webhooks(ctx: JobContext) -> dict[str, Any]:
     return {"delivered": outcome.delivered, "retrying": outcome.retrying, "dead": outcome.dead}
 
 
+def adcopy_products(params: dict[str, Any]) -> list[Product]:
+    """The products of an `adcopy-generate` job, validated as a product table's rows are."""
+    from genloop.apps.adcopy.products import products_from_rows
+
+    rows = params.get("products")
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
+        raise GenloopError(
+            "an adcopy-generate job needs `products`: a non-empty list of product objects",
+            hint="queue it with POST /api/v1/adcopy/jobs, which checks the products first",
+        )
+    return products_from_rows(list(enumerate(rows, start=1)), Path("products"))
+
+
+def _number(
+    params: dict[str, Any], name: str, default: float, low: float, high: float, *, whole: bool = False
+) -> float:
+    value = params.get(name, default)
+    kinds = int if whole else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        what = "a whole number" if whole else "a number"
+        raise GenloopError(f"an adcopy-generate job's `{name}` must be {what} in {low:g}..{high:g}")
+    return float(value)
+
+
+def product_copy_json(copy: ProductCopy) -> dict[str, Any]:
+    """One product's lines as POST /api/v1/adcopy/generate answers them (and the job's result holds)."""
+    return {
+        "product_id": copy.product.id,
+        "model_version": copy.model_version,
+        "lines": [
+            {
+                "rank": line.rank,
+                "text": line.text,
+                "score": round(line.score, 4),
+                "content_item_id": line.content_id,
+                "repairs": list(line.candidate.repairs),
+            }
+            for line in copy.lines
+        ],
+        "sampled": copy.sampled,
+        "dropped": dict(copy.dropped),
+        "seconds": round(copy.seconds, 3),
+        "impossible": list(copy.impossible),
+    }
+
+
+def run_adcopy_generate(ctx: JobContext) -> dict[str, Any]:
+    """Ranked ad lines for every product, with progress and cancellation between products. A
+    re-run stores no line twice (a line's content id hashes model, product, prompt, seed,
+    params and text, so the same job writes the same ids and the store keeps the rows it has)."""
+    from genloop.apps.adcopy.constraints import impossible_report
+    from genloop.apps.adcopy.studio import ImpossibleConstraints, write_copy
+
+    params = ctx.params
+    products = adcopy_products(params)
+    model = params.get("model")
+    if not isinstance(model, str) or not model:
+        raise GenloopError("an adcopy-generate job needs `model` (a version id, NAME@alias or NAME)")
+    n = int(_number(params, "n", 5, 1, ADCOPY_MAX_N, whole=True))
+    seed = int(_number(params, "seed", 0, 0, 2**31 - 1, whole=True))
+    temperature = _number(params, "temperature", 0.9, 0.0, 2.0)
+    skip_impossible = params.get("skip_impossible", False) is True
+    reasons = impossible_report(products)
+    if reasons and not skip_impossible:  # checked before queueing; the table is checked again here
+        raise ImpossibleConstraints(reasons, {p.id: p.where for p in products})
+    total = len(products)
+    written: list[dict[str, Any]] = []
+
+    def done_one(copy: ProductCopy) -> None:  # between products: progress, and a cancel stops here
+        written.append(product_copy_json(copy))
+        lines = sum(len(p["lines"]) for p in written)
+        ctx.progress(len(written) / total, f"{len(written)} of {total} products, {lines} lines")
+        if len(written) < total:
+            ctx.check_cancelled()
+
+    ctx.progress(0.0, f"0 of {total} products")
+    ctx.check_cancelled()
+    write_copy(
+        ctx.workspace,
+        ctx.catalog,
+        products,
+        n=n,
+        model=model,
+        seed=seed,
+        skip_impossible=skip_impossible,
+        temperature=temperature,
+        on_product=done_one,
+    )
+    dropped: Counter[str] = Counter()
+    for product in written:
+        dropped.update(product["dropped"])
+    return {
+        "model_version": written[0]["model_version"],
+        "products": written,
+        "lines": sum(len(p["lines"]) for p in written),
+        "sampled": sum(p["sampled"] for p in written),
+        "dropped": dict(dropped),
+        "impossible": sorted(reasons) if skip_impossible else [],
+        "seconds": round(sum(p["seconds"] for p in written), 3),
+    }
+
+
 HANDLERS: dict[str, Handler] = {
     "generate": run_generate,
     "evaluate": run_evaluate,
     "train": run_train,
     "deliver-webhooks": run_deliver_webhooks,
+    "adcopy-generate": run_adcopy_generate,
 }
 if set(HANDLERS) != set(JOB_KINDS):  # pragma: no cover - a programming error, caught at import
     raise RuntimeError(f"job kinds {JOB_KINDS} and handlers {sorted(HANDLERS)} differ")

@@ -34,11 +34,13 @@ from genloop.catalog.models import Job, utcnow
 from genloop.errors import GenloopError, NotFoundError
 from genloop.feedback.events import as_utc
 
-JOB_KINDS = ("generate", "evaluate", "train", "deliver-webhooks")
+JOB_KINDS = ("generate", "evaluate", "train", "deliver-webhooks", "adcopy-generate")
 STATUSES = ("queued", "running", "cancelling", "done", "failed", "cancelled")
 ACTIVE = ("running", "cancelling")
 FINISHED = frozenset({"done", "failed", "cancelled"})
 MAX_PARAMS_BYTES = 64 * 1024
+PARAMS_BYTES_BY_KIND = {"adcopy-generate": 512 * 1024}
+"""Kinds whose params carry their input (an ad-copy job: its whole product table) may be bigger."""
 MAX_REQUEUES = 3
 """A job whose worker died this many times is failed, not requeued again (it probably kills workers)."""
 MAX_MESSAGE = 512
@@ -114,8 +116,9 @@ def enqueue(catalog: Catalog, kind: str, params: dict[str, Any], *, created_by: 
         size = len(json.dumps(params, ensure_ascii=False, allow_nan=False).encode("utf-8"))
     except (TypeError, ValueError) as exc:
         raise GenloopError(f"job parameters must be plain JSON: {exc}") from None
-    if size > MAX_PARAMS_BYTES:
-        raise GenloopError(f"job parameters are {size:,} bytes; at most {MAX_PARAMS_BYTES:,} are accepted")
+    limit = PARAMS_BYTES_BY_KIND.get(kind, MAX_PARAMS_BYTES)
+    if size > limit:
+        raise GenloopError(f"job parameters are {size:,} bytes; at most {limit:,} are accepted")
     job_id = uuid.uuid4().hex
     with catalog.session() as session:
         session.add(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,8 +213,12 @@ def write_copy(
     skip_impossible: bool = False,
     store: bool = True,
     temperature: float = 0.9,
+    on_product: Callable[[ProductCopy], None] | None = None,
 ) -> list[ProductCopy]:
-    """Up to `n` ranked lines per product, each satisfying every constraint of its product."""
+    """Up to `n` ranked lines per product, each satisfying every constraint of its product.
+
+    `on_product` is called after each product (a job reports progress there, and stops the
+    run between products by raising); the model is loaded once for all of them."""
     if n < 1:
         raise GenloopError(f"-n must be ≥ 1 (got {n})")
     use_available_cpus()  # GENLOOP_NUM_THREADS, as training honours it
@@ -228,13 +233,14 @@ def write_copy(
         prompt = product_prompt(product)
         params = copy_model.fit_budget(prompt, sampling_params(product, copy_model.family, temperature))
         if product.id in reasons:
-            results.append(
-                ProductCopy(
-                    product, copy_model.version_id, prompt, params, [], 0, impossible=reasons[product.id]
-                )
+            result = ProductCopy(
+                product, copy_model.version_id, prompt, params, [], 0, impossible=reasons[product.id]
             )
-            continue
-        results.append(_write_one(copy_model, finisher, preference, product, n, prompt, params, seed))
+        else:
+            result = _write_one(copy_model, finisher, preference, product, n, prompt, params, seed)
+        results.append(result)
+        if on_product is not None:
+            on_product(result)
     return results
 
 

@@ -1,21 +1,28 @@
-"""The ad-copy studio over HTTP: check products, write ranked lines, list them, publish them as A/B arms.
+"""The ad-copy studio over HTTP: check products, write ranked lines (now or as a job), list, publish.
 
     POST /api/v1/adcopy/check                              {products | table} → impossible constraints  viewer
     POST /api/v1/adcopy/generate                           {products | table, n, …} → ranked lines      editor
+    POST /api/v1/adcopy/jobs                               the same body → 202, an adcopy-generate job  editor
     GET  /api/v1/adcopy/products                           product ids with stored candidates           viewer
     GET  /api/v1/adcopy/products/{product_id}/candidates   the lines, rank, constraint status, arms     viewer
     POST /api/v1/adcopy/publications                       {channel, items: [{content_item_id, arm}]}   editor
 
 Products come as a JSON list (`products`, the fields of a product table row) or as the table's
 text (`table`: CSV with a header, or JSON lines). `check` writes nothing and needs no model, so
-a viewer may run it; `generate` stores content items, so it needs an editor.
+a viewer may run it; `generate` and `jobs` store content items, so they need an editor.
 
-`generate` runs synchronously, capped at MAX_PRODUCTS products and MAX_LINES products × n lines
-per request: the studio writes 10 lines for a product in ~2 s on one shared core (docs/benchmarks.md),
-so a capped request answers in seconds, and adding a job kind would mean editing the jobs
-queue's kinds and handlers, which this app does not own. Bigger batches: `genloop adcopy generate`.
-Impossible constraints are a 400 naming each product and reason, and nothing is stored; a
-payload of the wrong shape is a 422, and nothing is stored.
+`generate` runs in the request, capped at MAX_PRODUCTS products and MAX_LINES products × n lines:
+the studio writes 10 lines for a product in ~2 s on one shared core (docs/benchmarks.md), so a
+capped request answers in seconds. Bigger batches (up to MAX_JOB_PRODUCTS products, n ≤ 40) go
+to `jobs`: the products, the model and the constraints are checked first, then an
+`adcopy-generate` job is queued for a worker process (`genloop worker`; see
+genloop/jobs/handlers.py), which writes a few products at a time, reports "k of N products",
+stops between products when cancelled, and leaves the same per-product lines as `generate` in
+its result (GET /api/v1/jobs/{id}). The job's params name the resolved model version, so an
+alias that moves before a worker gets to the job changes nothing.
+
+Impossible constraints are a 400 naming each product and reason, and nothing is stored or
+queued; a payload of the wrong shape is a 422, and nothing is stored or queued.
 """
 
 from __future__ import annotations
@@ -24,18 +31,24 @@ from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genloop.apps.adcopy.constraints import impossible_report
+from genloop.apps.adcopy.generator import FAMILIES
 from genloop.apps.adcopy.products import EXAMPLE, Product, products_from_rows
 from genloop.apps.adcopy.shelf import candidate_json, list_candidates, list_products, publish_candidates
-from genloop.apps.adcopy.studio import write_copy
+from genloop.apps.adcopy.studio import ImpossibleConstraints, write_copy
 from genloop.apps.adcopy.training import MODEL_NAME
 from genloop.apps.tables import column_key, rows_from_text
+from genloop.catalog import Catalog
+from genloop.catalog.models import ModelVersion
 from genloop.errors import GenloopError
+from genloop.jobs import queue
+from genloop.jobs.handlers import ADCOPY_MAX_N, adcopy_products, product_copy_json
+from genloop.models.versions import resolve_model_version
 from genloop.publish.channels.registry import ARM_NAME, CHANNEL_NAME, CONTENT_ID
-from genloop.server.auth import requires
+from genloop.server.auth import Principal, requires
 from genloop.server.deps import CatalogDep, WorkspaceDep
 from genloop.server.errors import ERROR_RESPONSES, ErrorBody
 
@@ -43,7 +56,16 @@ router = APIRouter(prefix="/api/v1/adcopy", tags=["adcopy"])
 
 MAX_PRODUCTS = 10
 MAX_LINES = 40
-"""products × n per generate request (a few seconds of work); more: `genloop adcopy generate`."""
+"""products × n per generate request (a few seconds of work); more: POST /jobs."""
+MAX_JOB_PRODUCTS = 500
+"""Products one job may write for (at n=10, ~17 min of one worker); more: several jobs."""
+MAX_JOB_TABLE_CHARS = 200_000
+MAX_JOB_BODY_BYTES = 256 * 1024
+"""The app's 16 KiB request cap holds ~60 products; a job's body may carry a few hundred."""
+BIGGER_BATCHES = (
+    f"bigger batches: POST /api/v1/adcopy/jobs (a background job, ≤ {MAX_JOB_PRODUCTS} products), "
+    "or genloop adcopy generate products.csv"
+)
 BAD_INPUT: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     400: {"model": ErrorBody, "description": "A product is invalid or its constraints cannot be met"},
@@ -112,6 +134,33 @@ class GenerateIn(ProductsIn):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     temperature: float = Field(default=0.9, ge=0.0, le=2.0)
     skip_impossible: bool = Field(default=False, description="Write for the others when some are impossible.")
+
+
+class GenerateJobIn(GenerateIn):
+    """GenerateIn with a job's limits: more products, n per product on its own."""
+
+    products: list[ProductIn] | None = Field(default=None, min_length=1, max_length=MAX_JOB_PRODUCTS)
+    table: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_JOB_TABLE_CHARS,
+        description=f"A product table: CSV with a header, or JSONL (≤ {MAX_JOB_PRODUCTS} products).",
+    )
+    n: int = Field(default=5, ge=1, le=ADCOPY_MAX_N, description=f"Lines per product (≤ {ADCOPY_MAX_N}).")
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: str
+    status_url: str
+    events_url: str
+    model_version: str
+    products: int
+    """Products the job writes for (impossible ones skipped with skip_impossible are not counted)."""
+    lines: int
+    """At most this many lines: products × n (a line that fails a check is dropped, not replaced)."""
+    impossible: dict[str, list[str]]
+    """Products skipped (skip_impossible) → why no line can meet their constraints."""
 
 
 class ProductOut(BaseModel):
@@ -257,7 +306,7 @@ def generate_route(workspace: WorkspaceDep, catalog: CatalogDep, body: GenerateI
         raise GenloopError(
             f"{len(products)} products × n={body.n} is more than one request writes "
             f"(at most {MAX_PRODUCTS} products and {MAX_LINES} lines)",
-            hint="send fewer products or a smaller n; big tables: genloop adcopy generate products.csv",
+            hint=f"send fewer products or a smaller n; {BIGGER_BATCHES}",
         )
     results = write_copy(
         workspace,
@@ -269,28 +318,80 @@ def generate_route(workspace: WorkspaceDep, catalog: CatalogDep, body: GenerateI
         skip_impossible=body.skip_impossible,
         temperature=body.temperature,
     )
-    out = [
-        ProductCopyOut(
-            product_id=r.product.id,
-            model_version=r.model_version,
-            lines=[
-                LineOut(
-                    rank=line.rank,
-                    text=line.text,
-                    score=round(line.score, 4),
-                    content_item_id=line.content_id,
-                    repairs=line.candidate.repairs,
-                )
-                for line in r.lines
-            ],
-            sampled=r.sampled,
-            dropped=dict(r.dropped),
-            seconds=round(r.seconds, 3),
-            impossible=r.impossible,
-        )
-        for r in results
-    ]
+    out = [ProductCopyOut.model_validate(product_copy_json(r)) for r in results]
     return GenerateOut(products=out, lines=sum(len(p.lines) for p in out))
+
+
+def _copy_model_version(catalog: Catalog, reference: str) -> str:
+    """The version `reference` names now (404 if none), checked to be a text model ad copy can use."""
+    version_id = resolve_model_version(catalog, reference)
+    with catalog.session() as session:
+        version = session.get(ModelVersion, version_id)
+        family = version.family if version else ""
+    if family not in FAMILIES:
+        raise GenloopError(
+            f"model {version_id} is a {family!r} model; ad copy needs a text model "
+            f"({' or '.join(FAMILIES)}) trained on past copy",
+            hint="train one: genloop adcopy train  (or --copy past.csv)",
+        )
+    return version_id
+
+
+def _job_row(product: Product) -> dict[str, Any]:
+    """A product as a job's params carry it: the table's fields, empty ones left out."""
+    return {k: v for k, v in product.to_json().items() if k != "where" and v not in ("", [])}
+
+
+@router.post(
+    "/jobs",
+    response_model=JobAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="queue_adcopy_generation",
+    summary=f"Queue an adcopy-generate job for up to {MAX_JOB_PRODUCTS} products (checked first; "
+    "bad products, impossible constraints or an unknown model → 4xx, nothing queued)",
+    responses={**BAD_INPUT, 413: {"description": "Body too large"}},
+    max_body_size=MAX_JOB_BODY_BYTES,
+    **requires("editor"),
+)
+def queue_generation_route(request: Request, catalog: CatalogDep, body: GenerateJobIn) -> JobAccepted:
+    products = body.read()
+    if len(products) > MAX_JOB_PRODUCTS:
+        raise GenloopError(
+            f"the table has {len(products)} products; one job writes for at most {MAX_JOB_PRODUCTS}",
+            hint="split the table into several jobs, or run genloop adcopy generate products.csv",
+        )
+    reasons = impossible_report(products)
+    if reasons and not body.skip_impossible:
+        raise ImpossibleConstraints(reasons, {p.id: p.where for p in products})
+    if len(reasons) == len(products):
+        raise GenloopError(
+            "no product's constraints can be met; the job would write nothing",
+            hint="fix must_include / banned / max_length (POST /api/v1/adcopy/check says why)",
+        )
+    version_id = _copy_model_version(catalog, body.model)
+    params: dict[str, Any] = {
+        "products": [_job_row(p) for p in products],
+        "n": body.n,
+        "model": version_id,
+        "model_ref": body.model,
+        "seed": body.seed,
+        "temperature": body.temperature,
+        "skip_impossible": body.skip_impossible,
+    }
+    adcopy_products(params)  # the worker reads them back the same way: a surprise there fails here
+    principal: Principal = request.state.principal
+    job_id = queue.enqueue(catalog, "adcopy-generate", params, created_by=principal.key_id)
+    written = len(products) - len(reasons)
+    return JobAccepted(
+        job_id=job_id,
+        status="queued",
+        status_url=str(request.app.url_path_for("get_job", job_id=job_id)),
+        events_url=str(request.app.url_path_for("follow_job", job_id=job_id)),
+        model_version=version_id,
+        products=written,
+        lines=written * body.n,
+        impossible=reasons,
+    )
 
 
 @router.get(
