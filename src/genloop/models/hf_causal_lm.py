@@ -22,6 +22,7 @@ a prompt is `[bos or eos] tokens`, i.e. the start of a new document.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -43,6 +44,7 @@ from genloop.models.hf_base_model import (
     transformers_module,
 )
 from genloop.models.registry import register_model
+from genloop.models.sampling import SamplingParams, cut_at_stop, generate_ids
 
 FAMILY = "hf-causal-lm"
 CONFIG_FILE = "config.json"
@@ -274,6 +276,26 @@ class HFCausalLM(nn.Module):
         """Mean next-token cross-entropy over a block (B, T): −1/(B(T−1)) Σ log p(x_t+1 | x_≤t), nats."""
         return self.peft(input_ids=input_ids, labels=input_ids).loss
 
+    # -- the decoding loop's view of the model (models/sampling.TokenModel) ----------------------------
+
+    @property
+    def block_size(self) -> int:
+        """Tokens the decoding loop keeps in its window (the base's maximum length)."""
+        return self.context_length or 2048
+
+    def new_cache(self) -> Any:
+        return transformers_module().DynamicCache(config=self.peft.get_base_model().config)
+
+    def next_logits(self, idx: torch.Tensor, cache: Any | None) -> torch.Tensor:
+        """idx (B, t): the tokens after those `cache` holds → logits of the last position (B, V);
+        the cache (a DynamicCache, positions counted from its length) grows by t."""
+        if cache is None:
+            return self.peft(input_ids=idx, use_cache=False).logits[:, -1]
+        # transformers ≥ 5.24 names the argument `cache` (`past_key_values` is deprecated there)
+        forward = inspect.signature(self.peft.get_base_model().forward).parameters
+        name = "cache" if "cache" in forward else "past_key_values"
+        return self.peft(input_ids=idx, use_cache=True, **{name: cache}).logits[:, -1]
+
     @torch.no_grad()
     def generate_text(
         self,
@@ -286,67 +308,66 @@ class HFCausalLM(nn.Module):
         repetition_penalty: float | None = None,
         stop: Sequence[str] = (),
         seed: int = 0,
+        seeds: Sequence[int] | None = None,
     ) -> list[str]:
-        """The continuation of each prompt (without the prompt). Prompt i is sampled with seed + i,
-        so a text does not depend on its batch; temperature 0 is greedy decoding."""
-        problems = []
-        if max_new_tokens < 1 or temperature < 0:
-            problems.append("max_new_tokens must be ≥ 1 and temperature ≥ 0")
-        if (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1):
-            problems.append("top_k must be ≥ 1 and top_p in (0, 1]")
-        if repetition_penalty is not None and repetition_penalty <= 0:
-            problems.append("repetition_penalty must be > 0")
-        if problems:
-            raise GenloopError("invalid sampling parameters: " + "; ".join(problems))
-        stops = [stop] if isinstance(stop, str) else list(stop)
-        generation = self._generation_config(max_new_tokens, temperature, top_k, top_p, repetition_penalty)
-        generation.stop_strings = [s for s in stops if s] or None  # ends decoding early; cut below
+        """The continuation of each prompt (without the prompt); temperature 0 is greedy decoding.
+
+        Prompt i draws from its own generator seeded with seeds[i], or seed + i without `seeds`
+        (models/sampling.py: the same
+        processors and draws as the gpt family), so its text does not depend on the others'
+        draws. Rows with the same prompt decode together, one batched forward per token with a
+        KV cache: ten lines of one ad prompt cost far less than ten lone lines. (A batched
+        product may round the last bit differently from a lone row's, so a text's independence
+        of its batch holds up to that: a draw on the exact edge of two tokens could flip.)"""
+        if seeds is not None and len(seeds) != len(prompts):
+            raise GenloopError(
+                f"seeds must hold one seed per prompt: {len(prompts)} prompts, {len(seeds)} seeds"
+            )
+        row_seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(prompts))]
+        stops = [stop] if isinstance(stop, str) else [s for s in stop if s]
+        params = SamplingParams(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=1.0 if repetition_penalty is None else repetition_penalty,
+            max_tokens=max_new_tokens,
+            stop=tuple(stops),
+        )
         device = next(self.peft.parameters()).device
+        eos = int(self.tokenizer.eos_token_id)
+
+        def decode(ids: Sequence[int]) -> str:
+            return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+
+        same_prompt: dict[tuple[int, ...], list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            same_prompt.setdefault(tuple(self.encode_prompt(prompt)), []).append(i)
+        texts = [""] * len(prompts)
         was_training = self.training
         self.eval()
-        texts = []
-        # a private RNG: sampling in the middle of training must not shift the training's random draws
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            for i, prompt in enumerate(prompts):
-                torch.manual_seed(seed + i)
-                ids = torch.tensor([self.encode_prompt(prompt)], device=device)  # (1, T)
-                out = self.peft.generate(
-                    input_ids=ids,
-                    attention_mask=torch.ones_like(ids),
-                    generation_config=generation,
-                    tokenizer=self.tokenizer,  # to match stop_strings
-                )
-                text = self.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-                texts.append(_cut_at_stop(text, stops))
+        for ids, rows in same_prompt.items():
+            batch = torch.tensor([list(ids)] * len(rows), device=device)  # (B, T0)
+            generators = [torch.Generator().manual_seed(row_seeds[i]) for i in rows]
+            new_ids = generate_ids(self, batch, params, generator=generators, eos_id=eos, decode=decode)
+            for i, tokens in zip(rows, new_ids, strict=True):
+                texts[i] = cut_at_stop(decode(tokens), stops)
         self.train(was_training)
         return texts
 
-    def _generation_config(
-        self,
-        max_new_tokens: int,
-        temperature: float,
-        top_k: int | None,
-        top_p: float | None,
-        penalty: float | None,
-    ) -> Any:
-        """Every decoding option explicit: defaults in the base's generation_config.json do not apply."""
-        sampling = temperature > 0
-        eos = int(self.tokenizer.eos_token_id)
-        return transformers_module().GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=sampling,
-            temperature=temperature if sampling else None,
-            top_k=(top_k or 0) if sampling else None,
-            top_p=(top_p or 1.0) if sampling else None,
-            repetition_penalty=penalty,
-            eos_token_id=eos,
-            pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos,
-        )
-
     @torch.no_grad()
-    def sample(self, n: int, condition: Any = None, *, seed: int, **params: Any) -> list[str]:
-        """`n` texts. `condition`: None (unprompted), a prompt, or n prompts; `params` are
-        generate_text's (max_new_tokens, temperature, top_k, top_p, repetition_penalty, stop)."""
+    def sample(
+        self,
+        n: int,
+        condition: Any = None,
+        *,
+        seed: int,
+        seeds: Sequence[int] | None = None,
+        **params: Any,
+    ) -> list[str]:
+        """`n` texts. `condition`: None (unprompted), a prompt, or n prompts; `seeds` (one per
+        text) makes text i `sample(1, prompt_i, seed=seeds[i])` up to a batched product's
+        rounding; `params` are generate_text's (max_new_tokens, temperature, top_k, top_p,
+        repetition_penalty, stop)."""
         unknown = sorted(set(params) - set(SAMPLING_PARAMS))
         if unknown:
             raise GenloopError(
@@ -360,7 +381,7 @@ class HFCausalLM(nn.Module):
             prompts = prompts * n if len(prompts) == 1 else prompts
         if len(prompts) != n:
             raise GenloopError(f"condition must be one prompt or {n} prompts (got {len(prompts)})")
-        return self.generate_text(prompts, seed=seed, **params)
+        return self.generate_text(prompts, seed=seed, seeds=seeds, **params)
 
     # -- artifacts -------------------------------------------------------------------------------------
 
@@ -380,9 +401,3 @@ class HFCausalLM(nn.Module):
         model = cls(**saved)
         load_model_weights(model, directory)
         return model
-
-
-def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    """`text` up to (not including) the first stop string."""
-    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=len(text))
-    return text[:cut]

@@ -7,8 +7,8 @@
       .log_likelihood(prompt, texts)  → [nats/token]   mean log p(text | prompt), for the ranker
 
 Both families read the same records (pastcopy.py), so a product's prompt means the same to
-either. The GPT batches all seeds in one call (its rows draw from their own generators); the
-Hugging Face model samples one text per call (`generate` draws from the global RNG).
+either. Both batch all seeds of a prompt in one decoding loop, each row drawing from its own
+generator (models/sampling.py), so line i depends on seeds[i] alone.
 """
 
 from __future__ import annotations
@@ -104,12 +104,7 @@ class CopyModel:
     @torch.no_grad()
     def sample(self, prompt: str, seeds: Sequence[int], params: dict[str, Any]) -> list[str]:
         model: Any = self.loaded.model
-        if self.family == "gpt":
-            texts = model.sample(
-                len(seeds), [prompt] * len(seeds), seed=seeds[0], seeds=list(seeds), **params
-            )
-        else:
-            texts = [model.sample(1, prompt, seed=seed, **params)[0] for seed in seeds]
+        texts = model.sample(len(seeds), [prompt] * len(seeds), seed=seeds[0], seeds=list(seeds), **params)
         return [strip_prefix(text) if text.startswith(OPEN) else text.replace(CLOSE, "") for text in texts]
 
     @torch.no_grad()

@@ -48,7 +48,16 @@ def smollm_base() -> str:
     return str(next(iter(spec.submodule_search_locations)))
 
 
-def train_config(family: str, preset: str, max_steps: int | None) -> TrainConfig:
+def train_config(
+    family: str, preset: str, max_steps: int | None, base_model: Path | None = None
+) -> TrainConfig:
+    """The [train] options of the copy model; `base_model` (hf-causal-lm only) is a local Hugging
+    Face model folder to adapt instead of the offline SmolLM2-135M."""
+    if base_model is not None and family != "hf-causal-lm":
+        raise GenloopError(
+            f"--base-model is for the hf-causal-lm family (got --family {family})",
+            hint="add --family hf-causal-lm, or drop --base-model",
+        )
     options: dict[str, Any] = {"family": family, "preset": preset}
     if preset != "gpu":
         # fp32: bf16 autocast is emulated on CPUs without AVX512-BF16; measured on such a 2-core
@@ -58,6 +67,13 @@ def train_config(family: str, preset: str, max_steps: int | None) -> TrainConfig
         options["max_steps"] = max_steps
     if family == "gpt":
         options["model"] = dict(GPT_MODEL)
+    elif family == "hf-causal-lm" and base_model is not None:
+        if not base_model.is_dir():
+            raise GenloopError(
+                f"base model {base_model} is not a folder",
+                hint="give a local Hugging Face model folder (config.json, weights, tokenizer)",
+            )
+        options["model"] = {"base_model": str(base_model)}
     elif family == "hf-causal-lm":
         options["model"] = {"base_model": smollm_base(), "gguf_file": SMOLLM_GGUF}
     else:
@@ -75,6 +91,7 @@ def train_copy_model(
     max_steps: int | None = None,
     model_name: str = MODEL_NAME,
     license: str = "proprietary",
+    base_model: Path | None = None,
 ) -> dict[str, Any]:
     """Train (or find, when nothing changed) the copy model; returns the app manifest."""
     lines = read_past_copy(copy, license=license) if copy else stand_in_copy()
@@ -82,7 +99,7 @@ def train_copy_model(
         lines = [line for line in lines if line.language == "en"]
         if not lines:
             raise GenloopError("the SmolLM2 generator needs English past copy; this file has none")
-    cfg = train_config(family, preset, max_steps)  # a bad family fails before any data is written
+    cfg = train_config(family, preset, max_steps, base_model)  # bad options fail before any data is written
     records = past_copy_records(lines, copy.name if copy else "stand-in")
     dataset = write_dataset_version(
         workspace,
