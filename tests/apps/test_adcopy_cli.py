@@ -11,25 +11,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from conftest import make_workspace
 from genloop.apps.adcopy.constraints import violations
+from genloop.apps.adcopy.feedback import line_reactions, rows_from_catalog
 from genloop.apps.adcopy.products import read_products
 from genloop.apps.adcopy.ranker import LearnedPreference
+from genloop.apps.adcopy.shelf import list_candidates, publish_candidates
 from genloop.apps.adcopy.standin import PAST_COPY
 from genloop.catalog import open_catalog
-from genloop.catalog.models import ContentItem, ModelVersion
+from genloop.catalog.models import ContentItem, ModelVersion, Publication
 from genloop.catalog.session import close_all
 from genloop.cli.main import app
 from genloop.config import TrainConfig
-from genloop.errors import DataError, GenloopError
+from genloop.errors import DataError, GenloopError, NotFoundError
 from genloop.feedback.events import record_feedback
+from genloop.generate.engine import GenerationRequest, generate
 from genloop.generate.labels.explicit import text_has_marker
 from genloop.generate.labels.formats import find_labels
 from genloop.publish import publish_items
+from genloop.server.app import create_app
+from genloop.server.auth import create_api_key
 from genloop.train import train_model
 from genloop.workspace import Workspace
 
@@ -262,3 +268,174 @@ def test_creatives_compose_a_generated_image_and_line_into_a_labelled_png(
         assert item is not None and item.model_version_id == "pictures-v1"
         assert item.condition["line_content_id"] and item.labels["explicit"]
         assert violations(item.condition["line"], read_products(products_file)[0]) == []
+
+
+def text_image_model(workspace: Workspace, make_digits: Any) -> str:
+    """The module's tiny text-conditioned VAE on real digits ("pictures"), trained once if missing."""
+    catalog = open_catalog(workspace.database_url)
+    with catalog.session() as session:
+        if session.get(ModelVersion, "pictures-v1") is None:
+            dataset = make_digits(workspace, per_class=4)
+            cfg = TrainConfig(
+                epochs=1, batch_size=20, latent_dim=4, hidden_channels=8, model={"conditioning": "text"}
+            )
+            train_model(workspace, catalog, dataset, cfg, model_name="pictures")
+    return "pictures-v1"
+
+
+def shoe_lines(workspace: Workspace, root: Path, seed: int) -> Path:
+    """The shoe's product table, with lines stored for it (at least two distinct ones)."""
+    products_file = write_csv(root / "shoe.csv", PRODUCTS[:1])
+    made = invoke("generate", str(products_file), "-n", "4", "--seed", str(seed), "-w", str(workspace.root))
+    assert made.exit_code == 0, made.output
+    return products_file
+
+
+def publication_count(workspace: Workspace) -> int:
+    with open_catalog(workspace.database_url).session() as session:
+        return int(session.scalar(select(func.count()).select_from(Publication)) or 0)
+
+
+def test_creatives_of_two_lines_are_ab_arms_and_their_feedback_reaches_the_ranker(
+    trained: Any, make_digits: Any
+) -> None:
+    workspace, root = trained
+    products_file = shoe_lines(workspace, root, seed=11)
+    text_image_model(workspace, make_digits)
+    catalog = open_catalog(workspace.database_url)
+    top = [c for c in list_candidates(catalog, "shoe") if c.satisfied][:2]
+    made = invoke(
+        "creatives", str(products_file), "-p", "shoe", "--lines", "2", "--publish", "gallery", "--json",
+        "-w", str(workspace.root),
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    first, second = json.loads(made.stdout)
+    assert (first["arm"], second["arm"]) == ("A", "B")
+    assert [first["line_content_id"], second["line_content_id"]] == [c.content_item_id for c in top]
+    assert first["line"] != second["line"] and first["content_id"] != second["content_id"]
+    images = [Image.open(Path(c["path"])) for c in (first, second)]
+    assert [image.size for image in images] == [(384, 512)] * 2
+    with catalog.session() as session:
+        published = {
+            p.content_item_id: (p.id, p.channel, p.arm)
+            for p in session.scalars(select(Publication).where(Publication.content_item_id.in_(
+                [first["content_id"], second["content_id"]]
+            )))
+        }  # fmt: skip
+        item = session.get(ContentItem, second["content_id"])
+        assert item is not None and item.channel == "adcopy-creatives"
+        assert item.condition["line_content_id"] == second["line_content_id"]
+    assert published == {
+        first["content_id"]: (first["publication_id"], "gallery", "A"),
+        second["content_id"]: (second["publication_id"], "gallery", "B"),
+    }
+
+    def counts(line_id: str) -> tuple[int, ...]:  # earlier tests may have published these lines too
+        for line in line_reactions(catalog):
+            if line.content_item_id == line_id:
+                return (line.impressions, line.clicks, line.likes, line.dislikes)
+        return (0, 0, 0, 0)
+
+    before_a, before_b = counts(first["line_content_id"]), counts(second["line_content_id"])
+
+    # line A is also published alone: its reactions there and on creative A make one row
+    [(_, solo, _)] = publish_candidates(
+        workspace, catalog, [(first["line_content_id"], "solo")], channel="gallery"
+    )
+    for n, kind in enumerate(["impression", "impression", "click", "like"]):
+        record_feedback(catalog, publication_id=first["publication_id"], kind=kind, viewer_id=f"a{n}")
+    record_feedback(catalog, publication_id=solo, kind="like", viewer_id="solo0")
+    record_feedback(catalog, publication_id=second["publication_id"], kind="dislike", viewer_id="b0")
+
+    # the ad platform's export, keyed by the creative's content id, through the feedback CSV import
+    export = root / "platform.csv"
+    export.write_text(f"Creative_ID,Impr,Clicks,Dislikes\n{second['content_id']},5,0,2\n", encoding="utf-8")
+    imported = CliRunner().invoke(
+        app, ["feedback", "import", str(export), "--map",
+              "creative=Creative_ID,impressions=Impr,clicks=Clicks,dislikes=Dislikes",
+              "--json", "-w", str(workspace.root)],
+    )  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    report = json.loads(imported.stdout)
+    assert report["stored"] == 7 and report["unknown"] == []
+
+    counted = {line.content_item_id: line for line in line_reactions(catalog)}
+    line_a, line_b = counted[first["line_content_id"]], counted[second["line_content_id"]]
+    assert (line_a.text, line_b.text) == (first["line"], second["line"])
+    added_a = (2, 1, 2, 0)  # impressions, clicks, likes, dislikes: creative A + line A alone
+    added_b = (5, 0, 0, 3)  # creative B: one live dislike + the platform's 5 impressions, 2 dislikes
+    assert counts(line_a.content_item_id) == tuple(x + y for x, y in zip(before_a, added_a, strict=True))
+    assert counts(line_b.content_item_id) == tuple(x + y for x, y in zip(before_b, added_b, strict=True))
+    assert line_a.attributes["tone"] == "bold" and line_a.liked is (sum(before_a[1:3]) + 3 > before_a[3])
+    assert line_b.liked is (sum(before_b[1:3]) > before_b[3] + 3)
+    rows = rows_from_catalog(catalog)
+    assert [r.liked for r in rows if r.text == first["line"]] == [line_a.liked]  # one row, both sources
+    assert [r.liked for r in rows if r.text == second["line"]] == [line_b.liked]
+    fitted = invoke("fit-ranker", "-w", str(workspace.root))
+    assert fitted.exit_code == 0, fitted.output
+    assert f"ranker fitted on {len(rows)} rows" in fitted.output
+    assert LearnedPreference.load(workspace.state_dir / "apps" / "adcopy").rows == len(rows)
+
+
+def test_creatives_through_the_publications_route_and_bad_ids_publish_nothing(
+    trained: Any, make_digits: Any
+) -> None:
+    workspace, root = trained
+    products_file = shoe_lines(workspace, root, seed=11)
+    text_image_model(workspace, make_digits)
+    made = invoke(
+        "creatives", str(products_file), "--lines", "2", "--seed", "5", "--json", "-w", str(workspace.root)
+    )
+    assert made.exit_code == 0, made.output
+    creatives = json.loads(made.stdout)
+    assert [c["publication_id"] for c in creatives] == [None, None]  # not published without --publish
+
+    # a non-ad-copy item: the copy model's own output through the generate stage (channel gallery)
+    catalog = open_catalog(workspace.database_url)
+    request = GenerationRequest(model="adcopy-v1", prompts=["hello"], count=1, max_new_tokens=4)
+    [other] = generate(workspace, catalog, request, config=workspace.config).items
+    before = publication_count(workspace)
+    with pytest.raises(NotFoundError, match="no ad-copy candidate nope"):
+        publish_candidates(
+            workspace, catalog, [(creatives[0]["content_id"], "A"), ("nope", "B")], channel="gallery"
+        )
+    with pytest.raises(NotFoundError, match=f"no ad-copy candidate {other.id}"):
+        publish_candidates(
+            workspace, catalog, [(creatives[0]["content_id"], "A"), (other.id, "B")], channel="gallery"
+        )
+    assert publication_count(workspace) == before
+
+    # over HTTP: POST /api/v1/adcopy/publications takes creatives' ids (and refuses the others)
+    editor = create_api_key(catalog, name="creatives-editor", role="editor").secret
+    headers = {"Authorization": f"Bearer {editor}"}
+    with TestClient(create_app(workspace)) as client:
+        refused = client.post(
+            "/api/v1/adcopy/publications", headers=headers,
+            json={"items": [{"content_item_id": creatives[0]["content_id"], "arm": "A"},
+                            {"content_item_id": other.id, "arm": "B"}]},
+        )  # fmt: skip
+        assert refused.status_code == 404 and f"no ad-copy candidate {other.id}" in refused.text
+        assert publication_count(workspace) == before
+        arms = zip(creatives, "AB", strict=True)
+        choices = [{"content_item_id": c["content_id"], "arm": arm} for c, arm in arms]
+        response = client.post(
+            "/api/v1/adcopy/publications", headers=headers, json={"channel": "gallery", "items": choices}
+        )
+    assert response.status_code == 201, response.text
+    assert [(i["content_item_id"], i["arm"]) for i in response.json()["items"]] == [
+        (c["content_id"], arm) for c, arm in zip(creatives, "AB", strict=True)
+    ]
+    assert publication_count(workspace) == before + 2
+
+    # the CLI checks lines and channel before storing anything
+    stored = content_count(workspace)
+    too_many = invoke("creatives", str(products_file), "--lines", "26", "-w", str(workspace.root))
+    assert isinstance(too_many.exception, NotFoundError)
+    assert "stored ad-copy line(s) for product 'shoe'" in str(too_many.exception)
+    assert "26 asked for" in str(too_many.exception)
+    no_channel = invoke(
+        "creatives", str(products_file), "--lines", "2", "--seed", "9", "--publish", "nowhere",
+        "-w", str(workspace.root),
+    )  # fmt: skip
+    assert isinstance(no_channel.exception, GenloopError) and "nowhere" in str(no_channel.exception)
+    assert content_count(workspace) == stored and publication_count(workspace) == before + 2

@@ -60,6 +60,15 @@ def train_command(
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", min=1, help="Cap the optimizer steps.", show_default=False)
     ] = None,
+    base_model: Annotated[
+        Path | None,
+        typer.Option(
+            "--base-model",
+            help="With --family hf-causal-lm: a local Hugging Face model folder to adapt "
+            "(default: the offline SmolLM2-135M).",
+            show_default=False,
+        ),
+    ] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model name to register.")] = MODEL_NAME,
     license: Annotated[
         str, typer.Option("--license", help="SPDX id of your copy's license (rows may say their own).")
@@ -79,6 +88,7 @@ def train_command(
         max_steps=max_steps,
         model_name=model,
         license=license,
+        base_model=base_model,
     )
     languages = ", ".join(f"{n} {code}" for code, n in sorted(manifest["languages"].items()))
     say(
@@ -298,6 +308,20 @@ def creatives_command(
     only: Annotated[
         list[str] | None, typer.Option("--product", "-p", help="Only these product ids (repeatable).")
     ] = None,
+    lines: Annotated[
+        int,
+        typer.Option(
+            "--lines", "-k", min=1, max=26, help="Creatives per product: one for each of its top K lines."
+        ),
+    ] = 1,
+    publish: Annotated[
+        str | None,
+        typer.Option(
+            "--publish",
+            help="Publish each product's creatives on this channel as A/B arms A, B, C… (e.g. gallery).",
+            show_default=False,
+        ),
+    ] = None,
     image_model: Annotated[
         str | None,
         typer.Option("--image-model", help="Text → image model (default: the newest in the workspace)."),
@@ -309,8 +333,13 @@ def creatives_command(
     as_json: JsonOption = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Compose a generated product image and the product's best line into one labelled PNG."""
-    from genloop.apps.adcopy.creatives import make_creative
+    """Compose a generated product image and each of the product's top lines into a labelled PNG.
+
+    With --publish, a product's creatives become A/B arms (reactions count for the line each
+    shows when `genloop adcopy fit-ranker` runs). Lines, image model and channel are checked
+    for every product before anything is stored."""
+    from genloop.apps.adcopy.creatives import make_creatives, publish_creatives, text_image_model, top_lines
+    from genloop.apps.adcopy.shelf import check_publish_channel
 
     items = read_products(_existing(products, "product table") or PRODUCTS)
     if only:
@@ -319,16 +348,33 @@ def creatives_command(
             raise GenloopError(f"no product {', '.join(map(repr, unknown))} in the table")
         items = [p for p in items if p.id in only]
     ctx = open_context(workspace)
+    if publish is not None:
+        check_publish_channel(ctx.workspace, publish)
+    for product in items:  # every product's lines first: a missing one stores nothing
+        top_lines(ctx.catalog, product, lines)
+    image_model = text_image_model(ctx.workspace, ctx.catalog, image_model)
     made = [
-        make_creative(ctx.workspace, ctx.catalog, product, image_model=image_model, prompt=prompt, seed=seed)
+        creative
         for product in items
+        for creative in make_creatives(
+            ctx.workspace,
+            ctx.catalog,
+            product,
+            lines=lines,
+            image_model=image_model,
+            prompt=prompt,
+            seed=seed,
+        )
     ]
+    if publish is not None:
+        publish_creatives(ctx.workspace, ctx.catalog, made, channel=publish)
     if as_json:
         typer.echo(json.dumps([c.to_json() for c in made], ensure_ascii=False, indent=2))
         return
     for creative in made:
         where = escape(str(creative.path))
-        say(f"[green]✓[/green] {escape(creative.product.id)}: {where} ({escape(creative.line)})")
+        arm = f" arm {creative.arm} on {escape(publish)} ({creative.publication_id})" if publish else ""
+        say(f"[green]✓[/green] {escape(creative.product.id)}{arm}: {where} ({escape(creative.line)})")
 
 
 def register(app: typer.Typer) -> None:
@@ -343,6 +389,7 @@ def register(app: typer.Typer) -> None:
             "genloop adcopy train",
             "genloop adcopy train --copy past_copy.csv --preset cpu",
             "genloop adcopy train --copy past.jsonl --family hf-causal-lm --max-steps 50",
+            "genloop adcopy train --family hf-causal-lm --base-model ./my-hf-model --preset tiny",
         ),
     )(train_command)
     adcopy.command(
@@ -374,6 +421,7 @@ def register(app: typer.Typer) -> None:
         "creatives",
         epilog=examples(
             "genloop adcopy creatives products.csv -p trail-shoe",
+            "genloop adcopy creatives products.csv -p trail-shoe --lines 2 --publish gallery --json",
             "genloop adcopy creatives --image-model fashion@champion --prompt 'a sneaker' --json",
         ),
     )(creatives_command)

@@ -10,8 +10,8 @@ candidates.py   over-generate → repair → re-check → drop (reasons counted)
 ranker.py       fluency + margin + novelty (MMR) + a preference learned from feedback
 training.py     past copy → dataset version → the copy model (gpt, or hf-causal-lm for English)
 studio.py       write, finish (safety, labels) and store each product's lines
-creatives.py    a generated product image + the best line → one labelled PNG
-feedback.py     liked / not-liked rows from a file or the catalog, for the ranker
+creatives.py    a generated product image + each of the top lines → labelled PNGs, published as A/B arms
+feedback.py     liked / not-liked rows from a file or the catalog (a creative's reactions count for its line)
 shelf.py        stored candidates read back (rank, constraints re-checked, arms) and published as A/B arms
 improve.py      the loop's sft / dpo / kto on the lines' feedback → a challenger copy model
 """

@@ -4,10 +4,14 @@
                                            first, newest generation first: text, rank, score, the
                                            constraint check re-run now, publications with reactions
     list_products(catalog)                 product id → how many candidates are stored
-    publish_candidates(..., [(id, arm)])   every id checked first (an ad-copy candidate that exists);
-                                           then each is published on the channel with its arm, so
-                                           likes / clicks on it (gallery, batch API, CSV import) are
-                                           counted per arm and read by `genloop adcopy fit-ranker`
+    publish_candidates(..., [(id, arm)])   every id checked first: a stored line (channel "adcopy")
+                                           or a creative showing one (channel "adcopy-creatives",
+                                           creatives.py), publishable; then each is published on the
+                                           channel with its arm, so likes / clicks on it (gallery,
+                                           batch API, CSV import) are counted per arm and read by
+                                           `genloop adcopy fit-ranker` — a creative's for the line
+                                           it shows (feedback.py)
+    check_publish_channel(...)             a channel name that exists (checked before work is done)
 
 The constraint status is recomputed from the product stored with the line (params["constraints"]),
 so what a page shows is what the checker says today, not a flag written once.
@@ -34,6 +38,9 @@ from genloop.publish.channels.registry import check_arm, check_channel_name, che
 from genloop.workspace import Workspace
 
 CHANNEL = "adcopy"
+CREATIVES_CHANNEL = "adcopy-creatives"
+PUBLISHABLE_CHANNELS = (CHANNEL, CREATIVES_CHANNEL)
+"""Content of these channels may be published as arms: lines, and creatives (image + line)."""
 MAX_LISTED = 500
 
 
@@ -143,15 +150,23 @@ def list_products(catalog: Catalog) -> Counter[str]:
     return Counter({str(pid): int(count) for pid, count in rows if pid})
 
 
+def check_publish_channel(workspace: Workspace, channel: str) -> str:
+    """`channel` if it is a well-formed name of a channel this workspace has, else a GenloopError."""
+    check_channel_name(channel)
+    get_channel(channel, workspace=workspace, config=workspace.config)
+    return channel
+
+
 def publish_candidates(
     workspace: Workspace, catalog: Catalog, choices: Sequence[tuple[str, str | None]], *, channel: str
 ) -> list[tuple[str, str, str | None]]:
     """Publish each (content item id, arm) on `channel`; [(content id, publication id, arm)].
 
-    Every id is checked before anything is published: an unknown id or one that is not an
-    ad-copy candidate is a NotFoundError, a bad arm or channel name a GenloopError, and then
-    nothing is published. Publishing is idempotent per item and channel (the arm of the first
-    publication stays)."""
+    An id may name a stored line (channel "adcopy") or a creative (channel "adcopy-creatives").
+    Every id is checked before anything is published: an unknown id or one that is neither is a
+    NotFoundError, a bad arm or channel name a GenloopError, and then nothing is published.
+    Publishing is idempotent per item and channel: the arm of the first publication stays, and
+    is the arm returned."""
     if not choices:
         raise GenloopError(
             "choose at least one candidate to publish", hint="pick lines from the candidate list"
@@ -168,11 +183,12 @@ def publish_candidates(
                 select(ContentItem.id, ContentItem.channel, ContentItem.status).where(ContentItem.id.in_(ids))
             )
         )
-    missing = [content_id for content_id in ids if content_id not in found or found[content_id][0] != CHANNEL]
+    missing = [i for i in ids if i not in found or found[i][0] not in PUBLISHABLE_CHANNELS]
     if missing:
         raise NotFoundError(
-            f"no ad-copy candidate {', '.join(missing)}",
-            hint="list a product's candidates first: GET /api/v1/adcopy/products/{product_id}/candidates",
+            f"no ad-copy candidate {', '.join(missing)} (neither a stored line nor a creative)",
+            hint="list a product's candidates first: GET /api/v1/adcopy/products/{product_id}/candidates; "
+            "creatives: genloop adcopy creatives PRODUCTS --json",
         )
     held = {content_id: found[content_id][1] for content_id in ids if found[content_id][1] not in PUBLISHABLE}
     if held:
@@ -181,7 +197,7 @@ def publish_candidates(
             + ", ".join(f"{content_id} is {status}" for content_id, status in held.items()),
             hint="a reviewer must approve them first: genloop review approve ID",
         )
-    get_channel(channel, workspace=workspace, config=workspace.config)  # an unknown channel: refused now
+    check_publish_channel(workspace, channel)  # an unknown channel: refused now
     published = []
     for content_id, arm in zip(ids, arms, strict=True):
         outcome = publish_content(
@@ -193,7 +209,18 @@ def publish_candidates(
                 hint=f"a reviewer must approve it first: genloop review approve {content_id}",
             )
         published.append((content_id, outcome.publications[0], arm))
-    return published
+    with catalog.session() as session:  # an item published before keeps its first arm: report that one
+        stored = dict(
+            session.execute(
+                select(Publication.id, Publication.arm).where(
+                    Publication.id.in_([p for _, p, _ in published])
+                )
+            ).all()
+        )
+    return [
+        (content_id, publication_id, stored.get(publication_id, arm))
+        for content_id, publication_id, arm in published
+    ]
 
 
 def candidate_json(candidate: StoredCandidate) -> dict[str, Any]:
