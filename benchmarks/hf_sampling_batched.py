@@ -2,8 +2,10 @@
 one row at a time, with the same texts.
 
 Side by side in one process, on SmolLM2-135M (the offline GGUF package, DATA.md) with a fresh
-LoRA adapter (B = 0: the base's own predictions), one ad-copy prompt, `--rows` lines of at most
-`--tokens` new tokens (temperature 0.9, top-p 0.95, stop at a newline):
+LoRA adapter (B = 0: the base's own predictions), one plain-English ad prompt, `--rows` texts of
+at most `--tokens` new tokens (temperature 0.9, top-p 0.95; no stop string by default, so rows
+run to their length and the token counts of the three ways match; `--stop` cuts at a newline,
+as the studio does, where a batch waits for its longest row):
 
 * **transformers generate, one row per call** — what the family did before: `peft.generate`
   with a seeded global RNG per row (the reference: transformers' own decoding loop);
@@ -35,7 +37,7 @@ from genloop.apps.adcopy.training import SMOLLM_GGUF, smollm_base
 from genloop.models.hf_causal_lm import HFCausalLM
 from genloop.train.device import use_available_cpus
 
-PROMPT = "⟦en|shoes|bold|hikers|TrailLite,light,waterproof⟧"
+PROMPT = "Write a short, bold ad line for TrailLite, a light waterproof hiking shoe.\nAd line:"
 
 
 def timed(run: Any) -> tuple[float, Any]:
@@ -50,6 +52,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=10)
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--stop", action="store_true", help="stop each row at a newline")
     parser.add_argument("--json", help="also write the report here")
     args = parser.parse_args()
     use_available_cpus()
@@ -57,12 +60,8 @@ def main() -> None:
     model = HFCausalLM(base_model=smollm_base(), gguf_file=SMOLLM_GGUF)
     model.eval()
     seeds = list(range(100, 100 + args.rows))
-    params: dict[str, Any] = {
-        "temperature": 0.9,
-        "top_p": 0.95,
-        "max_new_tokens": args.tokens,
-        "stop": ["\n"],
-    }
+    stops = ["\n"] if args.stop else []
+    params: dict[str, Any] = {"temperature": 0.9, "top_p": 0.95, "max_new_tokens": args.tokens, "stop": stops}
     model.generate_text([PROMPT], seeds=[1], **{**params, "max_new_tokens": 4})  # warm-up
 
     def transformers_one_by_one() -> list[str]:
@@ -77,7 +76,7 @@ def main() -> None:
             top_k=0,
             eos_token_id=eos,
             pad_token_id=eos,
-            stop_strings=["\n"],
+            stop_strings=stops or None,
         )
         texts = []
         ids = torch.tensor([model.encode_prompt(PROMPT)])
@@ -90,7 +89,8 @@ def main() -> None:
                     generation_config=config,
                     tokenizer=model.tokenizer,
                 )
-                texts.append(model.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+                text = model.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+                texts.append(text.split("\n")[0] if stops else text)
         return texts
 
     def genloop_one_by_one() -> list[str]:

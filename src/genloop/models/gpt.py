@@ -232,6 +232,10 @@ class GPT(nn.Module):
     def new_cache(self) -> list[list[torch.Tensor]]:
         return [[] for _ in self.blocks]
 
+    def select_rows(self, cache: list[list[torch.Tensor]], index: torch.Tensor) -> list[list[torch.Tensor]]:
+        """The cache of rows `index` (B,) only: per layer [k, v], each (B, nh, T, hs)."""
+        return [[t.index_select(0, index) for t in layer] for layer in cache]
+
     def next_logits(self, idx: torch.Tensor, cache: list[list[torch.Tensor]] | None) -> torch.Tensor:
         """Logits (B, V) of the token after `idx` (B, T)."""
         return self(idx, cache=cache)[:, -1, :]

@@ -286,6 +286,11 @@ class HFCausalLM(nn.Module):
     def new_cache(self) -> Any:
         return transformers_module().DynamicCache(config=self.peft.get_base_model().config)
 
+    def select_rows(self, cache: Any, index: torch.Tensor) -> Any:
+        """The cache of rows `index` only (a DynamicCache is cut in place)."""
+        cache.batch_select_indices(index)
+        return cache
+
     def next_logits(self, idx: torch.Tensor, cache: Any | None) -> torch.Tensor:
         """idx (B, t): the tokens after those `cache` holds → logits of the last position (B, V);
         the cache (a DynamicCache, positions counted from its length) grows by t."""

@@ -134,13 +134,20 @@ def generate_ids(
 
     With the cache, each step feeds only the new token. Once the sequence outgrows the
     model's block size the window slides, positions shift and the cache is rebuilt from the
-    last `block_size` tokens each step — exactly what the uncached loop computes.
+    last `block_size` tokens each step — exactly what the uncached loop computes. With a
+    generator per row, a row that ends leaves the batch (its cache rows too, through the
+    model's `select_rows(cache, index)`), so the batch shrinks as its rows end.
     """
     batch = prompts.size(0)
-    context = prompts.clone()  # (B, T) on the model's device
+    context = prompts.clone()  # (b, T) on the model's device: the rows still decoding
     vocab_seen: torch.Tensor | None = None
     new_ids: list[list[int]] = [[] for _ in range(batch)]
     done = [False] * batch
+    live = list(range(batch))  # the original row of each row of `context`
+    gens: Generators = generator
+    row_gens = [] if isinstance(generator, torch.Generator) else list(generator)
+    select_rows = getattr(model, "select_rows", None)  # (cache, index) → the cache of those rows
+    can_drop = bool(row_gens) and (not use_cache or select_rows is not None)
     cache = model.new_cache() if use_cache else None
     fed = 0  # positions of `context` the cache holds
     for _ in range(params.max_tokens):
@@ -152,18 +159,31 @@ def generate_ids(
                 cache = model.new_cache()
             logits = model.next_logits(window, cache)
         fed = context.size(1)
-        logits = logits.float().cpu()  # (B, V)
+        logits = logits.float().cpu()  # (b, V)
         if vocab_seen is None:
             vocab_seen = torch.zeros_like(logits, dtype=torch.bool)
             vocab_seen.scatter_(1, prompts.cpu(), True)
-        token = choose_tokens(process_logits(logits, vocab_seen, params), params, generator)  # (B,)
+        token = choose_tokens(process_logits(logits, vocab_seen, params), params, gens)  # (b,)
         vocab_seen.scatter_(1, token[:, None], True)
         context = torch.cat([context, token[:, None].to(context.device)], dim=1)
-        for row in range(batch):
+        for i, row in enumerate(live):
             if not done[row]:
-                done[row] = _append(new_ids[row], int(token[row]), eos_id, params.stop, decode)
-        if all(done):
+                done[row] = _append(new_ids[row], int(token[i]), eos_id, params.stop, decode)
+        keep = [i for i, row in enumerate(live) if not done[row]]
+        if not keep:
             break
+        if can_drop and len(keep) < len(live):
+            # Rows that ended leave the batch: with a generator per row, the others' draws do not
+            # depend on who else is decoding, so a batch waiting on its longest row stops paying
+            # for the rows that ended (lines of ad copy end at different lengths).
+            index = torch.tensor(keep)
+            context = context[index.to(context.device)]
+            vocab_seen = vocab_seen[index]
+            if cache is not None and select_rows is not None:
+                cache = select_rows(cache, index.to(context.device))
+            gens = [row_gens[i] for i in keep]
+            row_gens = gens
+            live = [live[i] for i in keep]
     return new_ids
 
 
