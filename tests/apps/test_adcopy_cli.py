@@ -266,7 +266,7 @@ def test_creatives_compose_a_generated_image_and_line_into_a_labelled_png(
     with open_catalog(workspace.database_url).session() as session:
         item = session.get(ContentItem, creative["content_id"])
         assert item is not None and item.model_version_id == "pictures-v1"
-        assert item.condition["line_content_id"] and item.labels["explicit"]
+        assert item.condition["shows"] and item.labels["explicit"]
         assert violations(item.condition["line"], read_products(products_file)[0]) == []
 
 
@@ -324,7 +324,7 @@ def test_creatives_of_two_lines_are_ab_arms_and_their_feedback_reaches_the_ranke
         }  # fmt: skip
         item = session.get(ContentItem, second["content_id"])
         assert item is not None and item.channel == "adcopy-creatives"
-        assert item.condition["line_content_id"] == second["line_content_id"]
+        assert item.condition["shows"] == second["line_content_id"]
     assert published == {
         first["content_id"]: (first["publication_id"], "gallery", "A"),
         second["content_id"]: (second["publication_id"], "gallery", "B"),

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from genloop.catalog import Catalog, open_catalog
-from genloop.catalog.models import ContentItem, FeedbackEvent, Publication, RunDataset
+from genloop.catalog.models import SHOWS_KEY, ContentItem, FeedbackEvent, Publication, RunDataset
 from genloop.errors import DataError
 from genloop.improve.feedback_data import (
     collect_preferences,
@@ -195,3 +195,36 @@ def test_pairs_share_the_prompt_whatever_else_the_condition_notes(
     _event(catalog, other, "dislike")
     prefs = collect_preferences(ws, catalog, "copy", now=NOW, safety=NO_CHECKS)
     assert [(p.prompt, p.chosen, p.rejected) for p in prefs.pairs] == [(prompt, "c-good", "c-bad")]
+
+
+def test_a_composed_item_s_reactions_count_for_the_item_it_shows_too(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """An ad creative (an image model's item) shows a copy model's line: a like on the creative is a
+    like for the line when the copy model learns, and stays the image's own (both catalogs: the
+    attribution reads condition["shows"] in SQL)."""
+    ws = workspace
+    catalog = open_catalog(ws.database_url)
+    copy = register_tiny(ws, catalog, "gpt", tmp_path, name="copy")
+    pictures = register_tiny(ws, catalog, "vae", tmp_path, name="pictures")
+    prompt = "⟦en|shoes⟧"
+    line_a = _item(ws, catalog, copy, "c-line-a", b"Run light!", {"prompt": prompt}, "text")
+    _item(ws, catalog, copy, "c-line-b", b"Shoes exist.", {"prompt": prompt}, "text")  # only in a creative
+    shows = {"prompt": "a shoe"}
+    creative_a = _item(ws, catalog, pictures, "c-creative-a", _png(3003), {**shows, SHOWS_KEY: "c-line-a"})
+    creative_b = _item(ws, catalog, pictures, "c-creative-b", _png(3503), {**shows, SHOWS_KEY: "c-line-b"})
+    for _ in range(2):
+        _event(catalog, creative_a, "like")
+    _event(catalog, line_a, "like")  # the line published alone as well: both sources add up
+    _event(catalog, creative_b, "dislike")
+
+    lines = collect_preferences(ws, catalog, "copy", now=NOW, safety=NO_CHECKS)
+    counts = {item.content_id: item.counts for item in lines.items}
+    assert counts == {"c-line-a": {"like": 3}, "c-line-b": {"dislike": 1}}
+    assert [(p.prompt, p.chosen, p.rejected) for p in lines.pairs] == [(prompt, "c-line-a", "c-line-b")]
+
+    images = collect_preferences(ws, catalog, "pictures", now=NOW, safety=NO_CHECKS)
+    assert {item.content_id: item.counts for item in images.items} == {
+        "c-creative-a": {"like": 2},
+        "c-creative-b": {"dislike": 1},
+    }

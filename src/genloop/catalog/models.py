@@ -170,6 +170,12 @@ class Evaluation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+SHOWS_KEY = "shows"
+"""condition[SHOWS_KEY] of a composed content item (an ad creative: a generated image with a
+generated line on it) is the id of the content item it displays; reactions to the composed item
+also count for that one (the ad-copy ranker's rows, the improve stage's preferences)."""
+
+
 class ContentItem(Base):
     __tablename__ = "content_items"
 
@@ -178,6 +184,7 @@ class ContentItem(Base):
     modality: Mapped[str] = mapped_column(String(16))
     path: Mapped[str] = mapped_column(String(1024))
     condition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """What the model was asked for (label, prompt, …); SHOWS_KEY when it displays another item."""
     seed: Mapped[int] = mapped_column(Integer)
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON)  # the AI-generated labels written into the file

@@ -33,11 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import aliased
 
 from genloop.catalog import Catalog
 from genloop.catalog.lineage import licenses_in, lineage_for_content
-from genloop.catalog.models import ContentItem, FeedbackEvent, ModelVersion, Publication, RunDataset
+from genloop.catalog.models import (
+    SHOWS_KEY,
+    ContentItem,
+    FeedbackEvent,
+    ModelVersion,
+    Publication,
+    RunDataset,
+)
 from genloop.data.datasets import DatasetHandle, open_dataset_version, write_dataset_version
 from genloop.data.record import Record
 from genloop.errors import DataError
@@ -232,7 +240,8 @@ def collect_preferences(
     half_life_days: float = HALF_LIFE_DAYS,
     safety: Mapping[str, Sequence[str | Mapping[str, Any]]] | None = None,
 ) -> Preferences:
-    """Score every published item of any version of `model_name` from its events (no dataset yet).
+    """Score every published item of any version of `model_name` from its events (no dataset yet);
+    an item shown inside a published composed item (an ad creative) gets that item's events too.
 
     `safety`: the checks to run per modality, as `[channels.*].safety` names them
     ({"image": ["near-duplicate"], "text": []}); a modality left out (or None) gets the
@@ -242,6 +251,7 @@ def collect_preferences(
     if half_life_days <= 0:
         raise DataError(f"half_life_days must be > 0 (got {half_life_days})")
     moment = (now or datetime.now(UTC)).astimezone(UTC)
+    shown = aliased(ContentItem)  # what was published: the item itself, or an item showing it
     query = (
         select(
             FeedbackEvent.id,
@@ -256,7 +266,13 @@ def collect_preferences(
             ContentItem.path,
         )
         .join(Publication, FeedbackEvent.publication_id == Publication.id)
-        .join(ContentItem, Publication.content_item_id == ContentItem.id)
+        .join(shown, Publication.content_item_id == shown.id)
+        # an event counts for the published item and, when that is a composed item (an ad
+        # creative), also for the item it shows (catalog.models.SHOWS_KEY); the model filters
+        .join(
+            ContentItem,
+            or_(ContentItem.id == shown.id, ContentItem.id == shown.condition[SHOWS_KEY].as_string()),
+        )
         .join(ModelVersion, ModelVersion.id == ContentItem.model_version_id)
         .where(ModelVersion.name == model_name)
         .order_by(FeedbackEvent.id)

@@ -13,7 +13,8 @@ compose       the image scaled up (nearest neighbour: a 28-pixel sample stays ho
 finish        the generate stage's image labels: visible "AI生成" mark, invisible watermark,
               signed GB 45438 metadata (PNG iTXt + XMP); stored as a content item of the
               image model on channel "adcopy-creatives" with the copy line's content id in its
-              condition (`line_content_id`: lineage to both)
+              condition (`shows`: lineage to both; reactions to the creative count for the line
+              in the ranker's rows and when the copy model improves, improve/feedback_data.py)
 publish       publish_creatives: a product's creatives as arms A, B, C… through
               shelf.publish_candidates (every id checked before any is published); reactions to
               a creative count for the line it shows when the ranker is fitted (feedback.py)
@@ -33,7 +34,7 @@ from sqlalchemy import select
 from genloop.apps.adcopy.products import Product
 from genloop.apps.adcopy.shelf import CREATIVES_CHANNEL, list_candidates, publish_candidates
 from genloop.catalog import Catalog
-from genloop.catalog.models import ModelVersion
+from genloop.catalog.models import SHOWS_KEY, ModelVersion
 from genloop.errors import GenloopError, NotFoundError
 from genloop.generate.artifact import Artifact
 from genloop.generate.finish import ChannelPlan
@@ -218,7 +219,7 @@ def make_creatives(
             "product": product.id,
             "prompt": prompt,
             "line": line,
-            "line_content_id": line_id,
+            SHOWS_KEY: line_id,
         }
         content_id = stable_hash(
             {"model": version_id, "condition": condition, "seed": image_seed, "channel": CHANNEL}, 32

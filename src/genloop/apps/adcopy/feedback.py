@@ -2,7 +2,7 @@
 
 catalog   every stored ad-copy line (channel "adcopy") whose publications got reactions —
           published alone, or shown in a published creative (channel "adcopy-creatives",
-          whose condition.line_content_id names the line): line_reactions counts impressions,
+          whose condition["shows"] names the line): line_reactions counts impressions,
           clicks, likes and dislikes per line in SQL, both sources summed into one row;
           liked when likes + clicks > dislikes, not liked when it was seen (impressions) or
           disliked without that. Events come from the gallery, the batch API, or an ad
@@ -24,7 +24,7 @@ from genloop.apps.adcopy.ranker import ATTRIBUTE_KEYS, FeedbackRow
 from genloop.apps.adcopy.shelf import CREATIVES_CHANNEL
 from genloop.apps.tables import read_rows
 from genloop.catalog import Catalog
-from genloop.catalog.models import ContentItem, FeedbackEvent, Publication
+from genloop.catalog.models import SHOWS_KEY, ContentItem, FeedbackEvent, Publication
 from genloop.errors import DataError
 
 CHANNEL = "adcopy"
@@ -82,7 +82,7 @@ def line_reactions(catalog: Catalog) -> list[LineReactions]:
     """Every line with reactions, oldest first; counted in SQL (see the module docstring)."""
     shown = aliased(ContentItem)  # what was published: the line itself, or a creative showing it
     line_id = case(
-        (shown.channel == CHANNEL, shown.id), else_=shown.condition["line_content_id"].as_string()
+        (shown.channel == CHANNEL, shown.id), else_=shown.condition[SHOWS_KEY].as_string()
     ).label("line_id")
 
     def count(kind: str) -> Any:
