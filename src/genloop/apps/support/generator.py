@@ -50,7 +50,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from genloop.apps.support.knowledge import Entry
 from genloop.apps.support.simulated_agent import fact_coverage
@@ -231,7 +231,7 @@ def check_against_answer(
     """The guard rails that need the retrieved answer: new-number and safety; None when it passes."""
     if new_numbers(sentence, answer, slots):
         return "new-number"
-    context = SafetyContext(workspace, cast(Catalog, None), model_version)
+    context = SafetyContext(workspace, None, model_version)
     [blocklist] = build_checks(["blocklist"], "text")
     if not blocklist.check(Artifact("lm-sentence", "text", sentence, "txt"), context).passed:
         return "safety"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from genloop.apps.support.generator import (
     FALLBACK,
@@ -37,7 +37,6 @@ from genloop.apps.support.generator import (
 from genloop.apps.support.retrieve import Hit
 from genloop.apps.support.slots import AMOUNT, DATE, ORDER, PRODUCT, Slot
 from genloop.apps.support.structure import StructuredQuery
-from genloop.catalog import Catalog
 from genloop.config import LabelConfig
 from genloop.data.steps.pii import redact
 from genloop.generate.artifact import Artifact
@@ -242,7 +241,7 @@ def pre_reply(
                     model_version = f"{model_version}+{lm_version}"
     # blocklist and pii read the artifact alone; the catalog is needed only by the verbatim check,
     # which this app does not run (its answers are quoted from the knowledge base on purpose)
-    context = SafetyContext(workspace, cast(Catalog, None), model_version)
+    context = SafetyContext(workspace, None, model_version)
     verdicts = [check.check(artifact, context) for check in build_checks(list(SAFETY_CHECKS), "text")]
     status = "ready" if hits and all(verdict.passed for verdict in verdicts) else "review"
     labelled = apply_labels(artifact, labels, LabelContext(workspace, PRODUCER, model_version))

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from genloop.catalog import Catalog
+from genloop.errors import GenloopError
 from genloop.generate.artifact import Artifact
 from genloop.generate.step_registry import StepRegistry
 from genloop.workspace import Workspace
@@ -49,10 +50,21 @@ class SafetyContext:
     """What a check may need beyond the artifact: the model's training data, caches."""
 
     workspace: Workspace
-    catalog: Catalog
+    catalog: Catalog | None
+    """None where the text is not a model version's output (e.g. a support reply quoting the
+    knowledge base): checks that read the artifact alone run, and those that need the model's
+    training data (verbatim, near-duplicate) say they cannot."""
     model_version_id: str
     cache: dict[str, Any] = field(default_factory=dict)
     """Per-generation-job memo (e.g. an n-gram index of the training text, built once)."""
+
+    def require_catalog(self) -> Catalog:
+        if self.catalog is None:
+            raise GenloopError(
+                f"this safety check needs {self.model_version_id}'s training data, and no catalog was given",
+                hint="run it where the model version is in the catalog (genloop generate)",
+            )
+        return self.catalog
 
 
 class SafetyCheck(Protocol):

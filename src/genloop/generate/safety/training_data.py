@@ -37,8 +37,9 @@ _CONFIG_KEY = "model-config:{}"
 def _lineage(context: SafetyContext) -> list[tuple[str, str, list[str]]]:
     """(version id, path, [dataset version id …]) of the model version and each ancestor, nearest first."""
     chain: list[tuple[str, str, list[str]]] = []
-    version_id: str | None = resolve_model_version(context.catalog, context.model_version_id)
-    with context.catalog.session() as session:
+    catalog = context.require_catalog()
+    version_id: str | None = resolve_model_version(catalog, context.model_version_id)
+    with catalog.session() as session:
         while version_id is not None and all(version_id != seen for seen, _, _ in chain):
             row = session.get(ModelVersion, version_id)
             if row is None:
@@ -57,7 +58,8 @@ def training_datasets(context: SafetyContext) -> list[DatasetHandle]:
         ids: list[str] = []
         for _, _, used in _lineage(context):
             ids.extend(d for d in used if d not in ids)
-        context.cache[key] = [open_dataset_version(context.workspace, context.catalog, d) for d in ids]
+        catalog = context.require_catalog()
+        context.cache[key] = [open_dataset_version(context.workspace, catalog, d) for d in ids]
     datasets: list[DatasetHandle] = context.cache[key]
     return datasets
 
