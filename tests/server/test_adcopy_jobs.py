@@ -18,21 +18,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from apps.test_adcopy_cli import IMPOSSIBLE, PRODUCTS, trained  # noqa: F401 - the module fixture
 from genloop.apps.adcopy.constraints import violations
 from genloop.apps.adcopy.products import Product, product_from_row
-from genloop.catalog import open_catalog
 from genloop.catalog.models import ContentItem, Job
 from genloop.errors import GenloopError
 from genloop.jobs import queue
 from genloop.jobs.worker import Worker, run_once
 from genloop.server.api.adcopy import MAX_JOB_BODY_BYTES
-from genloop.server.app import MAX_BODY_BYTES, create_app
-from genloop.server.auth import create_api_key
+from genloop.server.app import MAX_BODY_BYTES
+from server import test_adcopy_api
 from server.test_adcopy_api import URL, Service, as_json
 
+service = test_adcopy_api.service  # the API tests' fixture: a TestClient with editor and viewer keys
 JOBS = f"{URL}/jobs"
 PROGRESS = re.compile(r"^(\d+) of 13 products(, \d+ lines)?$")
 
@@ -40,19 +39,6 @@ PROGRESS = re.compile(r"^(\d+) of 13 products(, \d+ lines)?$")
 def twelve_products(prefix: str = "") -> list[dict[str, str]]:
     """12 table rows (three of each built-in product, own ids): more than one sync request takes."""
     return [{**PRODUCTS[i % 4], "id": f"{prefix}{PRODUCTS[i % 4]['id']}-{i}"} for i in range(12)]
-
-
-@pytest.fixture
-def service(trained: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:  # noqa: F811
-    workspace, _root = trained
-    monkeypatch.setenv("GENLOOP_NUM_THREADS", "1")
-    catalog = open_catalog(workspace.database_url)
-    keys = {
-        role: create_api_key(catalog, name=f"adjob-{role}-{id(monkeypatch)}", role=role).secret
-        for role in ("viewer", "editor")
-    }
-    with TestClient(create_app(workspace)) as client:
-        yield Service(client, catalog, workspace, keys)
 
 
 @pytest.fixture
