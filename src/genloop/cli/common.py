@@ -29,11 +29,15 @@ DryRunOption = Annotated[
 Context = StageContext  # a workspace and its open catalog: what every verb works on
 
 
+def find_workspace(workspace: Path | None) -> Workspace:
+    """`-w DIR` (or a folder inside one), else the workspace around the current directory."""
+    ws = Workspace(workspace.resolve()) if workspace else Workspace.find()
+    return Workspace.find(workspace) if workspace and not ws.config_path.is_file() else ws
+
+
 def open_context(workspace: Path | None) -> Context:
     """Find the workspace, validate its genloop.toml, open (and migrate) its catalog."""
-    ws = Workspace(workspace.resolve()) if workspace else Workspace.find()
-    if workspace and not ws.config_path.is_file():
-        ws = Workspace.find(workspace)
+    ws = find_workspace(workspace)
     _ = ws.config  # validate early: a bad genloop.toml is reported before any work starts
     return Context(ws, open_catalog(ws.database_url))
 

@@ -26,7 +26,7 @@ from genloop.apps.support.queue import STATUSES, Ticket, decide, list_tickets, s
 from genloop.apps.support.registration import ensure_model_version
 from genloop.apps.support.retrieve import EMBEDDINGS, MODES
 from genloop.catalog import Catalog, open_catalog
-from genloop.cli.common import WorkspaceOption, examples
+from genloop.cli.common import WorkspaceOption, examples, find_workspace
 from genloop.errors import GenloopError
 from genloop.models.versions import current_actor
 from genloop.progress import say
@@ -55,7 +55,7 @@ ModelOption = Annotated[
 
 
 def _workspace(path: Path | None) -> Workspace:
-    workspace = Workspace(path.resolve()) if path else Workspace.find()
+    workspace = find_workspace(path)
     _ = workspace.config  # a bad genloop.toml is reported before any work starts
     return workspace
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -11,14 +10,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from genloop.catalog import open_catalog
-from genloop.cli.common import DryRunOption, WorkspaceOption, examples
+from genloop.cli.common import DryRunOption, WorkspaceOption, examples, find_workspace
 from genloop.cli.run_cmd import print_stage
 from genloop.data.datasets import open_dataset_version
 from genloop.errors import GenloopError
 from genloop.pipeline.runner import run_pipeline
 from genloop.progress import say
 from genloop.tune.config import read_tune_config, workspace_config
-from genloop.workspace import Workspace
 
 if TYPE_CHECKING:
     from genloop.tune.study import StudyOutcome
@@ -33,7 +31,7 @@ def tune_command(
 ) -> None:
     """Search the \\[tune.space] of genloop.toml: each trial trains a model version (no alias);
     the best values are written to .genloop/tune/STUDY/best.toml and printed as a \\[train] snippet."""
-    ws = _workspace(workspace)
+    ws = find_workspace(workspace)
     tune = read_tune_config(ws)
     if n_trials is not None:
         tune = tune.model_copy(update={"n_trials": n_trials})
@@ -59,12 +57,6 @@ def tune_command(
     say(f"[green]✓[/green] best: trial {outcome.best_trial}, {tune.metric} = {outcome.best_value:.6g}")
     say(f"  saved {outcome.best_file} — paste into genloop.toml's \\[train] to use it:")
     typer.echo(outcome.best_file.read_text(encoding="utf-8"), nl=False)
-
-
-def _workspace(workspace: Path | None) -> Workspace:
-    """Like `open_context`, without reading genloop.toml through GenloopConfig (see tune.config)."""
-    ws = Workspace(workspace.resolve()) if workspace else Workspace.find()
-    return Workspace.find(workspace) if workspace and not ws.config_path.is_file() else ws
 
 
 def _print_trials(outcome: StudyOutcome, params: list[str], metric: str) -> None:
