@@ -65,6 +65,11 @@ def train_config(
         options["precision"] = "fp32"
     if max_steps is not None:
         options["max_steps"] = max_steps
+    if family == "hf-causal-lm":
+        # past copy is short: 400 lines pack into ~25 batches of the cpu preset, so its single
+        # epoch would stop the adapter at ~25 steps, before it learns the prefix; the step cap
+        # (the preset's, or --max-steps) decides instead
+        options["epochs"] = 100
     if family == "gpt":
         options["model"] = dict(GPT_MODEL)
     elif family == "hf-causal-lm" and base_model is not None:
