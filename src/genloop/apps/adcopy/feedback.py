@@ -81,9 +81,8 @@ class LineReactions:
 def line_reactions(catalog: Catalog) -> list[LineReactions]:
     """Every line with reactions, oldest first; counted in SQL (see the module docstring)."""
     shown = aliased(ContentItem)  # what was published: the line itself, or a creative showing it
-    line_id = case(
-        (shown.channel == CHANNEL, shown.id), else_=shown.condition[SHOWS_KEY].as_string()
-    ).label("line_id")
+    shows = shown.condition[SHOWS_KEY].as_string()  # a creative's line
+    line_id = case((shown.channel == CHANNEL, shown.id), else_=shows).label("line_id")
 
     def count(kind: str) -> Any:
         return func.sum(case((FeedbackEvent.kind == kind, 1), else_=0)).label(kind)
