@@ -9,11 +9,12 @@ fail only on some seeds: the logits test catches it on every run).
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import pytest
 import torch
 
-from genloop.generate.token_rows import _gpt_next_logits, decode_step, generate_rows, new_row
+from genloop.generate.token_rows import _choose_tokens, _gpt_next_logits, decode_step, generate_rows, new_row
 from genloop.models.gpt import GPT, GPTConfig
 from genloop.models.sampling import SamplingParams
 from genloop.models.tokenizers import CharTokenizer
@@ -31,14 +32,24 @@ def _ids(model: GPT, prompt: str) -> list[int]:
     return [model.tokenizer.eos_id, *model.tokenizer.encode(prompt)]
 
 
-def test_batched_logits_are_bit_identical_to_the_one_row_step(model: GPT) -> None:
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    """torch's intra-op threads: one (the serving workers' setting: one attention call for
+    the batch) or two (one attention call per row)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+def test_batched_logits_are_bit_identical_to_the_one_row_step(model: GPT, threads: int) -> None:
     params = SamplingParams(temperature=1.0, max_tokens=8)
     rows = [
         new_row(model, _ids(model, p), params, seed)
-        for seed, p in enumerate(["he", "the quick", "", "fox j"])
+        for seed, p in enumerate(["he", "the quick", "", "fox j", "lazy dog"])
     ]
-    for _ in range(3):  # prefill alone, then two batched steps
-        decode_step(model, rows)
+    for step in range(4):  # prefill alone, then batched steps; a row joins at the third
+        decode_step(model, rows[:4] if step < 2 else rows)
     alone = []
     for row in rows:  # the model's own cached step on a copy of the row's cache
         cache = copy.deepcopy(row.cache)
@@ -46,6 +57,26 @@ def test_batched_logits_are_bit_identical_to_the_one_row_step(model: GPT) -> Non
     batched = _gpt_next_logits(model, rows, torch.device("cpu"))
     for b in range(len(rows)):
         assert torch.equal(batched[b : b + 1], alone[b])
+
+
+def test_one_pass_draws_are_torch_multinomials_draws() -> None:
+    """The batch's draws (argmax of p / Exp(1) noise, filled row by row) are exactly
+    `torch.multinomial(p_b, 1, generator=g_b)`, which the single-row loop calls."""
+    torch.manual_seed(0)
+    logits = torch.randn(64, 70) * 3
+    logits[::3, 10:] = float("-inf")  # rows with most tokens filtered out, as top-k does
+    for temperature in (0.3, 1.0):
+        params = SamplingParams(temperature=temperature)
+        for seed in range(20):
+            gens = [torch.Generator().manual_seed(seed * 1000 + b) for b in range(64)]
+            refs = [torch.Generator().manual_seed(seed * 1000 + b) for b in range(64)]
+            tokens = _choose_tokens(logits / temperature, params, gens)
+            probs = (logits / temperature).softmax(-1)
+            expected = [int(torch.multinomial(probs[b : b + 1], 1, generator=refs[b])) for b in range(64)]
+            assert tokens.tolist() == expected
+            assert all(g.get_state().equal(r.get_state()) for g, r in zip(gens, refs, strict=True))
+    with pytest.raises(RuntimeError, match="probability tensor contains"):
+        _choose_tokens(torch.full((2, 5), float("nan")), SamplingParams(), [torch.Generator()] * 2)
 
 
 def test_rows_joining_and_leaving_keep_their_texts(model: GPT) -> None:

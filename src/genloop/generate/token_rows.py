@@ -16,21 +16,23 @@ Same seed, same text as alone: row r's tokens are bit-for-bit what
 batch. Why that holds, step by step, against `models/sampling.generate_ids`:
 
 * prefill and every slid window run exactly the single-row code (`next_logits`, B = 1);
-* the batched forward feeds each row's new token through the same modules, but every
-  matrix product is a batch of one-row products, `bmm((B, 1, C), (B, C, O))`: torch's
-  CPU BLAS computes a one-row product as it does for a lone row, whereas one (B, C) × (C, O)
-  product takes another kernel whose sums differ in the last bit (measured: 2e-7) and
-  would, rarely, flip a draw. Attention runs per row over that row's own cache;
-  embeddings, LayerNorm and GELU are per row anyway;
-* the logits processors and `softmax` work row by row, and `torch.multinomial` on a row
-  with its own generator is what the single-row loop calls.
+* the batched forward (`genloop.generate.gpt_rows`, why there) computes for each row what
+  the model's own one-token step computes: one-row matrix products, attention over the
+  row's block-sized cache buffer;
+* the logits processors and `softmax` work row by row; each row's draw is the one
+  `torch.multinomial` makes from the row's generator (`_choose_tokens`: the same exponential
+  noise from the same generator, the division and argmax done once for the batch).
 
 `tests/generate/test_token_rows.py` checks the batched logits bit for bit against the
-model's own one-row step (a torch whose batched one-row product differs from the lone one
-fails it), and `tests/server/test_textgen.py` checks texts end to end (concurrent = alone).
-On a device other than the CPU the batched products are not promised to be bit-identical.
-The price of exactness: a batch of one-row products costs ≈ 2× one (B, C) product here
-(B = 8, 128 → 512: 93 vs 43 µs on the 2-vCPU build machine).
+model's own one-row step and the draws against torch.multinomial, and
+`tests/server/test_textgen.py` checks texts end to end (concurrent = alone).
+
+Cost (cpu preset, one torch thread, 50 new tokens, a /tmp micro-benchmark on the busy
+2-vCPU build machine, old and new code side by side): a decode step of B = 1, 4, 8 rows
+went from 1.01, 1.76, 2.36 ms to 0.65, 1.07, 1.52 ms — no `torch.cat` of every cache per
+step, one attention call per layer instead of one per row, the draws in one pass, and no
+`model.eval()` walk of every module each step. The one-row products stay the floor
+(about half of a step).
 """
 
 from __future__ import annotations
@@ -40,8 +42,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from genloop.models.sampling import SamplingParams, choose_tokens, process_logits
 
@@ -59,11 +59,14 @@ class TokenRow:
     done: bool = False
     context: list[int] = field(init=False)
     cache: Any = None
-    """The model's KV cache for this row alone (gpt: per layer [k, v], each (1, nh, T, hs))."""
+    """The model's KV cache for this row alone (gpt: a `KVCache` of one row, (1, 2, nh, S, hs)
+    per layer, whose buffers are views of the rows' stacked `_GptBatch` once batched)."""
     fed: int = 0
     """Positions of `context` the cache holds."""
     seen: torch.Tensor | None = None
-    """(V,) bool: tokens in the context, for the repetition penalty."""
+    """(V,) bool: tokens in the context, for the repetition penalty (kept only when it is on)."""
+    batch: Any = None
+    """The `_GptBatch` whose buffers this row's cache is a slice of (None: its own buffers)."""
 
     def __post_init__(self) -> None:
         self.context = list(self.prompt_ids)
@@ -90,48 +93,89 @@ def decode_step(model: Any, rows: Sequence[TokenRow]) -> list[TokenRow]:
     live = [row for row in rows if not row.done]
     if not live:
         return []
-    model.eval()
+    if model.training:  # not model.eval() every step: it walks every submodule (≈ 0.3 ms)
+        model.eval()
     device = model.wte.weight.device if hasattr(model, "wte") else torch.device("cpu")
     block_size = model.block_size
     # generate_ids feeds only the new token while the context fits the block; after that
     # the window slides and the whole window is recomputed each step
-    fits = {id(r): bool(r.fed) and r.cache is not None and len(r.context) <= block_size for r in live}
-    cached = [r for r in live if fits[id(r)]]
-    alone = [r for r in live if not fits[id(r)]]
+    fits = [bool(r.fed) and r.cache is not None and len(r.context) <= block_size for r in live]
+    cached = [r for r, fit in zip(live, fits, strict=True) if fit]
+    alone = [r for r, fit in zip(live, fits, strict=True) if not fit]
     logits: dict[int, torch.Tensor] = {}
     for row in alone:  # a new row, or a window that slid: the single-row code, as in generate_ids
-        row.cache = model.new_cache()
+        row.cache, row.batch = model.new_cache(), None
         window = torch.tensor([row.context[-block_size:]], dtype=torch.long, device=device)
         logits[id(row)] = model.next_logits(window, row.cache).float().cpu()  # (1, V)
         row.fed = len(row.context)
+    batched: torch.Tensor | None = None
     if cached:
         if _has_gpt_layout(model):
             batched = _gpt_next_logits(model, cached, device).float().cpu()  # (B, V)
-            for i, row in enumerate(cached):
-                logits[id(row)] = batched[i : i + 1]
         else:  # another token model: its own cached step, one row at a time
             for row in cached:
                 new = torch.tensor([row.context[row.fed :]], dtype=torch.long, device=device)
                 logits[id(row)] = model.next_logits(new, row.cache).float().cpu()
         for row in cached:
             row.fed = len(row.context)
-    _sample(live, logits)
+    if batched is not None and not alone:  # the usual step: every row's logits in one tensor
+        all_logits = batched
+    else:
+        if batched is not None:
+            logits.update((id(row), batched[i : i + 1]) for i, row in enumerate(cached))
+        all_logits = torch.cat([logits[id(row)] for row in live])
+    _sample(live, all_logits)
     return [row for row in live if row.done]
 
 
-def _sample(rows: list[TokenRow], logits: dict[int, torch.Tensor]) -> None:
-    """Process and draw per group of identical parameters; append; mark ended rows."""
-    groups: dict[SamplingParams, list[TokenRow]] = {}
-    for row in rows:
-        groups.setdefault(row.params, []).append(row)
-    for params, group in groups.items():
-        stacked = torch.cat([logits[id(r)] for r in group])  # (b, V)
-        seen = torch.stack([_seen(r, stacked.size(-1)) for r in group])  # (b, V)
-        tokens = choose_tokens(process_logits(stacked, seen, params), params, [r.generator for r in group])
+def _sample(rows: list[TokenRow], logits: torch.Tensor) -> None:
+    """Process and draw per group of identical parameters; append; mark ended rows.
+
+    `logits` (B, V): row i's logits are `logits[i]`."""
+    groups: dict[SamplingParams, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(row.params, []).append(i)
+    vocab = logits.size(-1)
+    for params, members in groups.items():
+        group = [rows[i] for i in members]
+        group_logits = logits if len(members) == len(rows) else logits[torch.tensor(members)]  # (b, V)
+        if params.repetition_penalty != 1.0:
+            seen = torch.stack([_seen(r, vocab) for r in group])  # (b, V)
+        else:  # process_logits reads `seen` only for the penalty
+            seen = torch.zeros(len(group), vocab, dtype=torch.bool)
+        processed = process_logits(group_logits, seen, params)
+        tokens = _choose_tokens(processed, params, [r.generator for r in group])
         for row, token in zip(group, tokens.tolist(), strict=True):
-            _seen(row, stacked.size(-1))[token] = True
+            if params.repetition_penalty != 1.0:
+                _seen(row, vocab)[token] = True
             row.context.append(token)
             row.done = _append(row, token)
+            if row.done:
+                row.batch = None  # the stacked caches (and the rows they list) need not outlive the rows
+
+
+def _choose_tokens(
+    logits: torch.Tensor, params: SamplingParams, generators: list[torch.Generator]
+) -> torch.Tensor:
+    """`sampling.choose_tokens(logits, params, generators)` (a draw per row from its own
+    generator), with the draws of all rows done in one pass.
+
+    `torch.multinomial(p, 1, generator=g)` draws one sample as argmax(p / q), q ~ Exp(1)
+    filled from g (its one-sample fast path, the Gumbel-max trick in exponential form,
+    aten/src/ATen/native/Distributions.cpp); here q is filled row by row, each from the row's
+    generator, and the division and argmax run once for the batch: the same tokens (a test
+    checks them against torch.multinomial) for a fraction of the calls. Probabilities with a
+    NaN go to torch.multinomial itself, for its error.
+    """
+    if params.temperature == 0:
+        return logits.argmax(-1)
+    probs = logits.softmax(-1)  # (B, V)
+    if bool(probs.isnan().any()):
+        return choose_tokens(logits, params, generators)
+    noise = torch.empty_like(probs)
+    for row, generator in zip(noise, generators, strict=True):
+        row.exponential_(generator=generator)
+    return (probs / noise).argmax(-1)
 
 
 def _seen(row: TokenRow, vocab: int) -> torch.Tensor:
@@ -139,6 +183,8 @@ def _seen(row: TokenRow, vocab: int) -> torch.Tensor:
     if row.seen is None:
         row.seen = torch.zeros(vocab, dtype=torch.bool)
         row.seen[torch.tensor(row.prompt_ids, dtype=torch.long)] = True
+        for token in row.new_ids:  # tokens drawn before the mask was first needed
+            row.seen[token] = True
     return row.seen
 
 
@@ -159,50 +205,14 @@ def _has_gpt_layout(model: Any) -> bool:
     return isinstance(model, GPT)
 
 
-def _rowwise_linear(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
-    """x (B, 1, C) → (B, 1, O): B one-row products, each bit-identical to `linear(x[b:b+1])`."""
-    batch = x.size(0)
-    weight_t = linear.weight.t().expand(batch, -1, -1)  # (B, C, O), a view
-    if linear.bias is None:
-        return torch.bmm(x, weight_t)
-    return torch.baddbmm(linear.bias.expand(batch, 1, -1), x, weight_t)
-
-
 def _gpt_next_logits(model: Any, rows: list[TokenRow], device: torch.device) -> torch.Tensor:
-    """Logits (B, V) after feeding each row's one new token; the rows' caches grow by one.
+    """Logits (B, V) after feeding each row's new token in one batched pass; the caches grow by one."""
+    from genloop.generate.gpt_rows import gpt_rows
 
-    The modules of `GPT.forward` in its order (pre-LN blocks, tied output projection),
-    with one position per row (rows hold prompts of different lengths):
-
-        x = wte[token_b] + wpe[fed_b]                              (B, 1, C)
-        x = x + c_proj(attn_b(q_b, [cache_b; k_b], [cache_b; v_b]))  attention per row
-        x = x + mlp(ln_2(x))
-        logits = ln_f(x) @ wteᵀ                                     (B, 1, V)
-    """
-    tokens = torch.tensor([[r.context[-1]] for r in rows], dtype=torch.long, device=device)  # (B, 1)
-    positions = torch.tensor([[r.fed] for r in rows], dtype=torch.long, device=device)  # (B, 1)
-    x = model.wte(tokens) + model.wpe(positions)  # (B, 1, C); dropout layers are off (eval): skipped
-    batch, _, width = x.shape
-    for layer, block in enumerate(model.blocks):
-        attn = block.attn
-        heads = attn.n_head
-        q, k, v = _rowwise_linear(block.ln_1(x), attn.c_attn).split(width, dim=2)
-        q, k, v = (
-            t.view(batch, 1, heads, width // heads).transpose(1, 2) for t in (q, k, v)
-        )  # (B, nh, 1, hs)
-        outputs = []
-        for b, row in enumerate(rows):
-            cache = row.cache[layer]
-            keys = torch.cat([cache[0], k[b : b + 1]], dim=2)  # (1, nh, T+1, hs)
-            values = torch.cat([cache[1], v[b : b + 1]], dim=2)
-            cache[:] = [keys, values]
-            outputs.append(F.scaled_dot_product_attention(q[b : b + 1], keys, values, is_causal=False))
-        y = torch.cat(outputs).transpose(1, 2).contiguous().view(batch, 1, width)
-        x = x + _rowwise_linear(y, attn.c_proj)
-        up, act, down, _ = block.mlp  # Linear, GELU, Linear, Dropout
-        x = x + _rowwise_linear(act(_rowwise_linear(block.ln_2(x), up)), down)
-    hidden = model.ln_f(x)  # (B, 1, C)
-    return torch.bmm(hidden, model.wte.weight.t().expand(batch, -1, -1))[:, -1, :]  # (B, V)
+    stacked = gpt_rows(model, rows, rows[0].batch)
+    for row in rows:
+        row.batch = stacked
+    return stacked.next_logits([r.context[-1] for r in rows], [r.fed for r in rows])
 
 
 def generate_rows(

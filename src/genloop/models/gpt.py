@@ -10,7 +10,8 @@
 
 The model carries its tokenizer (char or byte-level BPE, `genloop.models.tokenizers`) and
 saves it beside the weights, so a model directory alone is enough to generate text.
-Generation keeps a key/value cache per layer (each step feeds one new token).
+Generation keeps a key/value cache per layer (`KVCache`: block-sized buffers written in place;
+each step feeds one new token).
 """
 
 from __future__ import annotations
@@ -94,6 +95,30 @@ class GPTConfig:
             raise GenloopError(f"invalid [train.model] value: {exc}") from None
 
 
+class KVCache:
+    """The keys and values of the positions fed so far, per layer, in buffers written in place.
+
+    Per layer one (B, 2, nh, block_size, hs) tensor: `[:, 0]` keys, `[:, 1]` values; the
+    positions from `length` on hold zeros and are masked out of attention. A buffer of the
+    full block (rather than one that grows by `torch.cat`) costs no copy per step, and makes a
+    one-token step attend over the same block_size positions whatever the row's length, so
+    rows of different lengths batched together (`genloop.generate.token_rows`) compute
+    bit for bit what each computes alone.
+    """
+
+    def __init__(self, layers: list[torch.Tensor] | None = None, length: int = 0) -> None:
+        self.layers = layers or []
+        self.length = length
+        """Positions the buffers hold."""
+
+
+def attention_bias(positions: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """The additive attention mask (B, size) of one-token steps at `positions` (B,): 0 at the
+    positions up to the row's own (its cache and itself), −inf after them."""
+    after = torch.arange(size, device=positions.device) > positions.unsqueeze(-1)
+    return torch.zeros(after.shape, dtype=dtype, device=positions.device).masked_fill_(after, float("-inf"))
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -103,24 +128,31 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """x (B, T, C); `cache` [k, v] of the earlier positions (empty list at first), updated."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv: torch.Tensor | None = None,
+        start: int = 0,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, T, C) at positions start…start+T−1; `kv` this layer's cache buffer (B, 2, nh,
+        block_size, hs), written at those positions; `mask` (B or 1, 1, 1, block_size) the
+        additive mask of a one-token step (`attention_bias`)."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
+        hs = C // self.n_head
+        qkv = self.c_attn(x)  # (B, T, 3C)
         q, k, v = (
-            t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)
+            t.view(B, T, self.n_head, hs).transpose(1, 2) for t in qkv.split(C, dim=2)
         )  # (B, nh, T, hs)
-        causal = True
-        if cache is not None:
-            if cache:
-                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-                if T > 1:
-                    raise GenloopError("the KV cache takes one new token per step after the prompt")
-                causal = False  # the single new query may attend to every cached position
-            cache[:] = [k, v]
-        y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal
-        )  # (B, nh, T, hs)
+        dropout = self.dropout if self.training else 0.0
+        if kv is None or start == 0:  # no cache, or the prompt: causal attention over x alone
+            if kv is not None:
+                kv[:, :, :, :T] = qkv[:, :, C:].view(B, T, 2, self.n_head, hs).permute(0, 2, 3, 1, 4)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        else:  # one new token: it attends to every cached position and itself, the rest masked
+            kv[:, :, :, start] = qkv[:, 0, C:].view(B, 2, self.n_head, hs)
+            y = F.scaled_dot_product_attention(q, kv[:, 0], kv[:, 1], attn_mask=mask, dropout_p=dropout)
+        # y (B, nh, T, hs)
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
 
 
@@ -137,8 +169,14 @@ class Block(nn.Module):
             nn.Dropout(config.dropout),
         )
 
-    def forward(self, x: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache)
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv: torch.Tensor | None = None,
+        start: int = 0,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), kv, start, mask)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -211,17 +249,31 @@ class GPT(nn.Module):
         self,
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
-        cache: list[list[torch.Tensor]] | None = None,
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
-        """idx (B, T) token ids → logits (B, T, V); with `targets` (B, T), the mean loss instead."""
-        start = cache[0][0].size(2) if cache and cache[0] else 0
-        T = idx.size(1)
+        """idx (B, T) token ids → logits (B, T, V); with `targets` (B, T), the mean loss instead.
+
+        With a `cache`: an empty one takes the prompt (T tokens), then one token per call."""
+        start = cache.length if cache is not None else 0
+        B, T = idx.shape
         if start + T > self.config.block_size:
             raise GenloopError(f"{start + T} tokens exceed block_size {self.config.block_size}")
         pos = torch.arange(start, start + T, device=idx.device)  # (T,)
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+        mask = None
+        if cache is not None:
+            if start == 0:
+                hs = self.config.n_embd // self.config.n_head
+                shape = (B, 2, self.config.n_head, self.config.block_size, hs)
+                cache.layers = [x.new_zeros(shape) for _ in self.blocks]
+            elif T > 1:
+                raise GenloopError("the KV cache takes one new token per step after the prompt")
+            else:
+                mask = attention_bias(pos, self.config.block_size, x.dtype).view(1, 1, 1, -1)
         for i, block in enumerate(self.blocks):
-            x = block(x, cache[i] if cache is not None else None)
+            x = block(x, cache.layers[i] if cache is not None else None, start, mask)
+        if cache is not None:
+            cache.length = start + T
         logits = F.linear(self.ln_f(x), self.wte.weight)  # (B, T, V)
         if targets is None:
             return logits
@@ -229,14 +281,14 @@ class GPT(nn.Module):
 
     # -- generation ---------------------------------------------------------------------------------
 
-    def new_cache(self) -> list[list[torch.Tensor]]:
-        return [[] for _ in self.blocks]
+    def new_cache(self) -> KVCache:
+        return KVCache()
 
-    def select_rows(self, cache: list[list[torch.Tensor]], index: torch.Tensor) -> list[list[torch.Tensor]]:
-        """The cache of rows `index` (B,) only: per layer [k, v], each (B, nh, T, hs)."""
-        return [[t.index_select(0, index) for t in layer] for layer in cache]
+    def select_rows(self, cache: KVCache, index: torch.Tensor) -> KVCache:
+        """The cache of rows `index` (B,) only."""
+        return KVCache([layer.index_select(0, index) for layer in cache.layers], cache.length)
 
-    def next_logits(self, idx: torch.Tensor, cache: list[list[torch.Tensor]] | None) -> torch.Tensor:
+    def next_logits(self, idx: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         """Logits (B, V) of the token after `idx` (B, T)."""
         return self(idx, cache=cache)[:, -1, :]
 
