@@ -92,8 +92,9 @@ def test_a_job_writes_past_the_sync_cap_and_a_rerun_stores_nothing_twice(
     assert job["status"] == "done", job["error"]
     assert (job["kind"], job["progress"], job["params"]["model"]) == ("adcopy-generate", 1.0, "adcopy-v1")
     assert job["params"]["model_ref"] == "adcopy" and job["params"]["n"] == 4
-    counted = [int(m[1]) for m in map(PROGRESS.match, messages) if m]  # "k of N products" as it ran
-    assert len(set(counted)) >= 2 and counted == sorted(counted) and max(counted) < 13, messages
+    # "k of N products" as it ran: a poll may or may not catch the last product's report before "done"
+    counted = [int(m[1]) for m in map(PROGRESS.match, messages) if m]
+    assert len(set(counted)) >= 2 and counted == sorted(counted) and max(counted) <= 13, messages
     assert messages[-1] == "done"
 
     result = job["result"]
@@ -138,9 +139,13 @@ def test_a_cancelled_job_stops_between_products(service: Service, worker: Worker
     assert accepted.status_code == 202, accepted.text
     answer = accepted.json()
     deadline = time.monotonic() + 300
-    while not (service.client.get(answer["status_url"], headers=viewer).json()["message"] or "").startswith(
-        "2 of 12 products"
-    ):  # the first two products are written; the next two are being written
+
+    def written() -> int:  # products reported done so far ("k of 12 products, …"); a poll may skip a k
+        message = service.client.get(answer["status_url"], headers=viewer).json()["message"] or ""
+        found = re.match(r"^(\d+) of 12 products", message)
+        return int(found[1]) if found else 0
+
+    while written() < 2:  # the first two products are written; the next is being written
         assert time.monotonic() < deadline, "the job never reported its first products"
         time.sleep(0.02)
     cancelled = service.client.post(f"/api/v1/jobs/{answer['job_id']}/cancel", headers=editor)
