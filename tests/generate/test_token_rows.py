@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from genloop.generate.token_rows import _choose_tokens, _gpt_next_logits, decode_step, generate_rows, new_row
+from genloop.generate.token_rows import _gpt_next_logits, decode_step, generate_rows, new_row
 from genloop.models.gpt import GPT, GPTConfig
-from genloop.models.sampling import SamplingParams
+from genloop.models.sampling import SamplingParams, choose_tokens
 from genloop.models.tokenizers import CharTokenizer
 
 
@@ -70,13 +70,13 @@ def test_one_pass_draws_are_torch_multinomials_draws() -> None:
         for seed in range(20):
             gens = [torch.Generator().manual_seed(seed * 1000 + b) for b in range(64)]
             refs = [torch.Generator().manual_seed(seed * 1000 + b) for b in range(64)]
-            tokens = _choose_tokens(logits / temperature, params, gens)
+            tokens = choose_tokens(logits / temperature, params, gens)
             probs = (logits / temperature).softmax(-1)
             expected = [int(torch.multinomial(probs[b : b + 1], 1, generator=refs[b])) for b in range(64)]
             assert tokens.tolist() == expected
             assert all(g.get_state().equal(r.get_state()) for g, r in zip(gens, refs, strict=True))
     with pytest.raises(RuntimeError, match="probability tensor contains"):
-        _choose_tokens(torch.full((2, 5), float("nan")), SamplingParams(), [torch.Generator()] * 2)
+        choose_tokens(torch.full((2, 5), float("nan")), SamplingParams(), [torch.Generator()] * 2)
 
 
 def test_rows_joining_and_leaving_keep_their_texts(model: GPT) -> None:

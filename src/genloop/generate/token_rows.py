@@ -20,7 +20,7 @@ batch. Why that holds, step by step, against `models/sampling.generate_ids`:
   the model's own one-token step computes: one-row matrix products, attention over the
   row's block-sized cache buffer;
 * the logits processors and `softmax` work row by row; each row's draw is the one
-  `torch.multinomial` makes from the row's generator (`_choose_tokens`: the same exponential
+  `torch.multinomial` makes from the row's generator (`models/seeds.categorical`: the same exponential
   noise from the same generator, the division and argmax done once for the batch).
 
 `tests/generate/test_token_rows.py` checks the batched logits bit for bit against the
@@ -144,7 +144,7 @@ def _sample(rows: list[TokenRow], logits: torch.Tensor) -> None:
         else:  # process_logits reads `seen` only for the penalty
             seen = torch.zeros(len(group), vocab, dtype=torch.bool)
         processed = process_logits(group_logits, seen, params)
-        tokens = _choose_tokens(processed, params, [r.generator for r in group])
+        tokens = choose_tokens(processed, params, [r.generator for r in group])
         for row, token in zip(group, tokens.tolist(), strict=True):
             if params.repetition_penalty != 1.0:
                 _seen(row, vocab)[token] = True
@@ -152,30 +152,6 @@ def _sample(rows: list[TokenRow], logits: torch.Tensor) -> None:
             row.done = _append(row, token)
             if row.done:
                 row.batch = None  # the stacked caches (and the rows they list) need not outlive the rows
-
-
-def _choose_tokens(
-    logits: torch.Tensor, params: SamplingParams, generators: list[torch.Generator]
-) -> torch.Tensor:
-    """`sampling.choose_tokens(logits, params, generators)` (a draw per row from its own
-    generator), with the draws of all rows done in one pass.
-
-    `torch.multinomial(p, 1, generator=g)` draws one sample as argmax(p / q), q ~ Exp(1)
-    filled from g (its one-sample fast path, the Gumbel-max trick in exponential form,
-    aten/src/ATen/native/Distributions.cpp); here q is filled row by row, each from the row's
-    generator, and the division and argmax run once for the batch: the same tokens (a test
-    checks them against torch.multinomial) for a fraction of the calls. Probabilities with a
-    NaN go to torch.multinomial itself, for its error.
-    """
-    if params.temperature == 0:
-        return logits.argmax(-1)
-    probs = logits.softmax(-1)  # (B, V)
-    if bool(probs.isnan().any()):
-        return choose_tokens(logits, params, generators)
-    noise = torch.empty_like(probs)
-    for row, generator in zip(noise, generators, strict=True):
-        row.exponential_(generator=generator)
-    return (probs / noise).argmax(-1)
 
 
 def _seen(row: TokenRow, vocab: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ a prompt is `[bos or eos] tokens`, i.e. the start of a new document.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from collections.abc import Mapping, Sequence
@@ -296,10 +297,14 @@ class HFCausalLM(nn.Module):
         the cache (a DynamicCache, positions counted from its length) grows by t."""
         if cache is None:
             return self.peft(input_ids=idx, use_cache=False).logits[:, -1]
-        # transformers ≥ 5.24 names the argument `cache` (`past_key_values` is deprecated there)
+        return self.peft(input_ids=idx, use_cache=True, **{self._cache_argument: cache}).logits[:, -1]
+
+    @functools.cached_property
+    def _cache_argument(self) -> str:
+        """transformers ≥ 5.24 names the forward's cache argument `cache` (`past_key_values` is
+        deprecated there); read from the signature once, not every decoding step."""
         forward = inspect.signature(self.peft.get_base_model().forward).parameters
-        name = "cache" if "cache" in forward else "past_key_values"
-        return self.peft(input_ids=idx, use_cache=True, **{name: cache}).logits[:, -1]
+        return "cache" if "cache" in forward else "past_key_values"
 
     @torch.no_grad()
     def generate_text(
@@ -329,7 +334,7 @@ class HFCausalLM(nn.Module):
                 f"seeds must hold one seed per prompt: {len(prompts)} prompts, {len(seeds)} seeds"
             )
         row_seeds = list(seeds) if seeds is not None else [seed + i for i in range(len(prompts))]
-        stops = [stop] if isinstance(stop, str) else [s for s in stop if s]
+        stops = [s for s in ([stop] if isinstance(stop, str) else stop) if s]
         params = SamplingParams(
             temperature=temperature,
             top_k=top_k,

@@ -33,9 +33,22 @@ def standard_normal(shape: Sequence[int], generator: torch.Generator | list[torc
 
 
 def categorical(probs: torch.Tensor, generator: torch.Generator | list[torch.Generator]) -> torch.Tensor:
-    """One draw per row of probs (B, V) on the CPU → (B, 1) indices; per row with a list of generators."""
+    """One draw per row of probs (B, V) on the CPU → (B, 1) indices; per row with a list of generators.
+
+    Per row, `torch.multinomial(p, 1, generator=g)` draws its one sample as argmax(p / q) with
+    q ~ Exp(1) filled from g (its one-sample path, the Gumbel-max trick in exponential form,
+    aten/src/ATen/native/Distributions.cpp). Here q is filled row by row from each row's
+    generator and the division and argmax run once for the batch: the same tokens and the same
+    generator states (tests/generate/test_token_rows.py checks both against torch.multinomial)
+    in a fraction of the calls. Probabilities with a NaN go to torch.multinomial, for its error.
+    """
     if isinstance(generator, torch.Generator):
         return torch.multinomial(probs, 1, generator=generator)
-    return torch.cat(
-        [torch.multinomial(row[None], 1, generator=g) for row, g in zip(probs, generator, strict=True)]
-    )
+    if bool(probs.isnan().any()):
+        return torch.cat(
+            [torch.multinomial(row[None], 1, generator=g) for row, g in zip(probs, generator, strict=True)]
+        )
+    noise = torch.empty_like(probs)
+    for row, g in zip(noise, generator, strict=True):
+        row.exponential_(generator=g)
+    return (probs / noise).argmax(-1, keepdim=True)
