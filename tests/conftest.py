@@ -157,6 +157,14 @@ def one_training_thread(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """torch's intra-op threads restored after a test that sets them (bit-exactness checks)."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def make_digits() -> MakeDigits:
     """`make_digits(workspace, per_class=40)` → a dataset version of real digits in that workspace."""
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -48,7 +48,7 @@ from genloop.feedback.kinds import (
     validate_event,
 )
 from genloop.server.auth import requires
-from genloop.server.deps import CatalogDep, get_catalog, get_viewer_id
+from genloop.server.deps import CatalogDep, ViewerDep
 from genloop.server.errors import ERROR_RESPONSES, ErrorBody
 from genloop.server.ratelimit import configured_rate_limit, enforce_viewer_rate_limit
 
@@ -136,8 +136,9 @@ class FeedbackPublic(BaseModel):
 
 
 # FastAPI runs a plain `def` dependency in the threadpool: a thread hop each, which on a
-# busy 2-core machine cost more than the event's SQL. These do no I/O, so they are
-# `async def` and run on the event loop; the route itself (blocking SQL) takes one hop.
+# busy 2-core machine cost more than the event's SQL. This one does no I/O, so it is
+# `async def` and runs on the event loop (as do server/deps.py's); the route itself
+# (blocking SQL) takes one hop.
 
 
 async def require_json(request: Request) -> None:
@@ -148,18 +149,6 @@ async def require_json(request: Request) -> None:
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             "send the feedback as JSON with the header Content-Type: application/json",
         )
-
-
-async def _catalog(request: Request) -> Catalog:
-    return get_catalog(request)
-
-
-async def _viewer_id(request: Request, response: Response) -> str:
-    return get_viewer_id(request, response)
-
-
-FeedbackCatalog = Annotated[Catalog, Depends(_catalog)]
-FeedbackViewer = Annotated[str, Depends(_viewer_id)]
 
 
 def _count_change(event: FeedbackEventInfo, kind: str) -> int:
@@ -200,9 +189,7 @@ def _public(event: FeedbackEventInfo) -> FeedbackPublic:
         429: {"description": "This viewer sent too much feedback; see Retry-After"},
     },
 )
-async def create_feedback(
-    body: FeedbackCreate, catalog: FeedbackCatalog, viewer_id: FeedbackViewer
-) -> FeedbackPublic:
+async def create_feedback(body: FeedbackCreate, catalog: CatalogDep, viewer_id: ViewerDep) -> FeedbackPublic:
     # async, with the SQL in the threadpool: a sync route would also validate its response
     # model in the threadpool (a second thread hop per event)
     return _public(await run_in_threadpool(_store_one, body, catalog, viewer_id))
@@ -279,7 +266,7 @@ class BatchResponse(BaseModel):
     responses={413: {"description": "Body too large"}},
     **requires("editor"),
 )
-async def create_feedback_batch(body: FeedbackBatch, catalog: FeedbackCatalog) -> BatchResponse:
+async def create_feedback_batch(body: FeedbackBatch, catalog: CatalogDep) -> BatchResponse:
     results = await run_in_threadpool(_store_batch, body, catalog)
     return BatchResponse(
         stored=sum(r.status == "stored" for r in results),
