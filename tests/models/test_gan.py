@@ -99,6 +99,20 @@ def test_sample_is_deterministic_for_a_seed_and_leaves_training_state_alone() ->
     assert torch.equal(still[1], still[3])  # … so the same class gives the same image
 
 
+@pytest.mark.parametrize(("image_size", "channels", "hidden"), [(28, 1, 4), (28, 1, 32), (32, 3, 8)])
+def test_sampling_on_nhwc_feature_maps_gives_the_same_bits(
+    image_size: int, channels: int, hidden: int
+) -> None:
+    # sampling runs the generator channels-last for speed; a model's images must not change by it
+    torch.set_num_threads(1)  # one_torch_thread restores it; see generate/sampler.py on threads
+    model = tiny(image_size=image_size, channels=channels, hidden_channels=hidden).eval()
+    with torch.no_grad():
+        z, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+        nhwc = model.generator(z, y, channels_last=True)
+        assert nhwc.is_contiguous()
+        assert torch.equal(nhwc, model.generator(z, y))
+
+
 def test_sample_rejects_bad_conditions_and_parameters() -> None:
     model = tiny()
     with pytest.raises(GenloopError, match=r"class indices in 0\.\.2"):

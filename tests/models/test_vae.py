@@ -74,6 +74,24 @@ def test_sample_is_deterministic_for_a_seed_and_follows_the_condition() -> None:
     assert torch.equal(colder[1], colder[3])  # no noise left: same class, same image
 
 
+@pytest.mark.parametrize(
+    ("image_size", "channels", "hidden"), [(28, 1, 4), (28, 1, 32), (32, 3, 8), (27, 1, 4)]
+)
+def test_sampling_decodes_each_image_as_alone_in_nhwc(
+    image_size: int, channels: int, hidden: int, one_torch_thread: None
+) -> None:
+    # sample() decodes row-exact and channels-last: the same images as decoding each alone
+    torch.set_num_threads(1)  # one_torch_thread restores it; see generate/sampler.py on threads
+    model = tiny(image_size=image_size, channels=channels, hidden_channels=hidden).eval()
+    with torch.no_grad():
+        z, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+        batched = model.decode(z, y, sampling=True)
+        assert batched.is_contiguous()
+        alone = torch.cat([model.decode(z[i : i + 1], y[i : i + 1], sampling=True) for i in range(6)])
+        assert torch.equal(batched, alone)
+        torch.testing.assert_close(batched, model.decode(z, y))  # the training path, up to the last bit
+
+
 def test_sample_rejects_bad_conditions_and_parameters() -> None:
     model = tiny()
     with pytest.raises(GenloopError, match=r"class indices in 0\.\.2"):

@@ -6,8 +6,12 @@
                          global RNG, so batching would tie an item's text to its batch)
     music  model.generate_midi(n, class indices, seeds=…) Standard MIDI Files
 
-Per-item seeds make item i exactly what sampling it alone gives (models/seeds.py), so a
-request's bytes do not depend on the batch size, the chunking, or the executor.
+Per-item seeds make item i exactly what sampling it alone gives (models/seeds.py), and the
+image families compute each item's products row by row (models/rows.py), so a request's
+bytes do not depend on the batch size, the chunking, or the executor. With one torch thread
+that holds bit for bit (tests/generate/test_engine.py); with more, torch's CPU convolutions
+of a few channels (seen at 8 → 4, not at the cpu preset's 64 → 32) may split their sums by
+thread, and a pixel can then differ by one level between batch sizes.
 """
 
 from __future__ import annotations

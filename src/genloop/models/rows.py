@@ -1,0 +1,32 @@
+"""Matrix products whose rows do not depend on the batch: each row is a lone row's product.
+
+One (B, C) × (C, O) product (`F.linear`, `@`) goes through a CPU BLAS kernel chosen by B,
+and its sums differ from a lone row's in the last bit (1–2e-7, at one thread or more). An
+image decoded in a batch of 64 then differs, now and then in one 8-bit pixel, from the
+same image decoded alone, which breaks "a request's bytes do not depend on the batch
+size" (generate/sampler.py). A batch of one-row products, `baddbmm((B, 1, C), (B, C, O))`,
+is computed row by row the same way whatever B is (checked at 1 and 2 threads by
+tests/models/test_rows.py); for the VAE's latent → feature map layer (26 → 3,136) it is
+also bit for bit the lone row's `F.linear`, so one-by-one samples keep their bytes. The
+price of exactness, paid only when sampling: ≈ 0.01 ms a row for that layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def linear_rows(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """`linear(x)` for x (B, C) → (B, O), each row's bits independent of the batch."""
+    return matmul_rows(x, linear.weight.t(), linear.bias)
+
+
+def matmul_rows(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`x @ matrix (+ bias)`, x (B, C), matrix (C, O) → (B, O); each row's bits independent of the batch."""
+    batch = x.shape[0]
+    rows = x[:, None, :]  # (B, 1, C)
+    weights = matrix.expand(batch, -1, -1)  # (B, C, O), a view
+    if bias is None:
+        return torch.bmm(rows, weights)[:, 0]
+    return torch.baddbmm(bias.expand(batch, 1, -1), rows, weights)[:, 0]
