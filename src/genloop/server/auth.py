@@ -44,8 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, or_, select, update
 from starlette.concurrency import run_in_threadpool
 
 from genloop.catalog import Catalog
@@ -139,18 +138,38 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
-def _mark_used(session: Session, key: ApiKey) -> None:
+_KEY_COLUMNS = (ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.revoked_at, ApiKey.last_used_at)
+# Core statements on a pooled connection, not an ORM session: every authenticated request runs
+# one, and the session's unit of work cost 4× the CPU of the query itself on SQLite (0.45 vs
+# 0.11 ms a check here; 1.8 vs 0.7 ms on PostgreSQL). Compiled once per process (cached).
+_KEY_BY_HASH = select(*_KEY_COLUMNS).where(ApiKey.secret_sha256 == bindparam("secret_sha256"))
+_KEY_BY_ID = select(*_KEY_COLUMNS).where(ApiKey.id == bindparam("key_id"))
+
+
+def _mark_used(catalog: Catalog, key_id: str, last_used_at: datetime | None) -> None:
     """Record a use, at most once per LAST_USED_RESOLUTION per key.
 
     The conditional UPDATE (only when still stale) makes concurrent workers write once.
     """
     now = datetime.now(UTC)
-    last = _aware(key.last_used_at)
+    last = _aware(last_used_at)
     if last is not None and now - last < LAST_USED_RESOLUTION:
         return
     stale = or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION)
-    touch = update(ApiKey).where(ApiKey.id == key.id, stale).values(last_used_at=now)
-    session.execute(touch.execution_options(synchronize_session=False))
+    with catalog.engine.begin() as connection:
+        connection.execute(update(ApiKey).where(ApiKey.id == key_id, stale).values(last_used_at=now))
+
+
+def _principal(
+    catalog: Catalog, query: Any, params: dict[str, str], via: Literal["header", "session"]
+) -> Principal | None:
+    """The principal of the one key `query` finds, None when there is none or it is revoked."""
+    with catalog.engine.connect() as connection:
+        key = connection.execute(query, params).first()
+    if key is None or key.revoked_at is not None:
+        return None
+    _mark_used(catalog, key.id, key.last_used_at)
+    return Principal(key.id, key.name, _check_role(key.role), via)
 
 
 def authenticate_key(catalog: Catalog, secret: str) -> Principal | None:
@@ -160,23 +179,13 @@ def authenticate_key(catalog: Catalog, secret: str) -> Principal | None:
         return Principal("env", ADMIN_KEY_ENV, "admin", "env")
     if not secret.startswith("gl_") or len(secret) > MAX_KEY_CHARS:
         return None
-    with catalog.session() as session:
-        key = session.scalars(select(ApiKey).where(ApiKey.secret_sha256 == _sha256(secret))).first()
-        if key is None or key.revoked_at is not None:
-            return None
-        _mark_used(session, key)
-        return Principal(key.id, key.name, _check_role(key.role), "header")
+    return _principal(catalog, _KEY_BY_HASH, {"secret_sha256": _sha256(secret)}, "header")
 
 
 def _principal_for_id(catalog: Catalog, key_id: str) -> Principal | None:
     if key_id == "env":
         return Principal("env", ADMIN_KEY_ENV, "admin", "session") if os.environ.get(ADMIN_KEY_ENV) else None
-    with catalog.session() as session:
-        key = session.get(ApiKey, key_id)
-        if key is None or key.revoked_at is not None:
-            return None
-        _mark_used(session, key)
-        return Principal(key.id, key.name, _check_role(key.role), "session")
+    return _principal(catalog, _KEY_BY_ID, {"key_id": key_id}, "session")
 
 
 # -- sessions and CSRF --------------------------------------------------------------------------
