@@ -12,24 +12,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from apps.test_adcopy_cli import IMPOSSIBLE, PRODUCTS, trained  # noqa: F401 - the module fixture
 from genloop.apps.adcopy.constraints import violations
 from genloop.apps.adcopy.feedback import rows_from_catalog
 from genloop.apps.adcopy.products import product_from_row
-from genloop.catalog import Catalog, open_catalog
 from genloop.catalog.models import ContentItem, FeedbackEvent, ModelVersion, Publication
 from genloop.cli.main import app
-from genloop.server.app import create_app
 from genloop.server.auth import SESSION_COOKIE, create_api_key, make_session
-from genloop.workspace import Workspace
+from support.api_service import ApiService, running_service
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 URL = "/api/v1/adcopy"
@@ -45,32 +41,15 @@ def as_json(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-@dataclass
-class Service:
-    client: TestClient
-    catalog: Catalog
-    workspace: Workspace
-    keys: dict[str, str]
-
-    def auth(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[role]}"}
-
-    def count(self, model: type) -> int:
-        with self.catalog.session() as session:
-            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+Service = ApiService
 
 
 @pytest.fixture
 def service(trained: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:  # noqa: F811
     workspace, _root = trained
     monkeypatch.setenv("GENLOOP_NUM_THREADS", "1")
-    catalog = open_catalog(workspace.database_url)
-    keys = {
-        role: create_api_key(catalog, name=f"ad-{role}-{id(monkeypatch)}", role=role).secret
-        for role in ("viewer", "editor")
-    }
-    with TestClient(create_app(workspace)) as client:
-        yield Service(client, catalog, workspace, keys)
+    with running_service(workspace, ("viewer", "editor"), key_prefix=f"ad-{id(monkeypatch)}") as service:
+        yield service
 
 
 def test_generate_list_publish_with_arms_and_feedback_reaches_the_ranker(service: Service) -> None:

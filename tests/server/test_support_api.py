@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from apps.support_data import CN_ID, EMAIL, PHONE_CN, PHONE_US, write_tickets
 from genloop.apps.support.app import build_support
-from genloop.catalog import Catalog, open_catalog
 from genloop.catalog.models import ContentItem, FeedbackEvent, ModelVersion, Publication, SupportTicket
-from genloop.server.app import create_app
 from genloop.server.auth import SESSION_COOKIE, create_api_key, make_session
 from genloop.workspace import Workspace
+from support.api_service import ApiService, running_service
 
 PII = (PHONE_CN, PHONE_US, EMAIL, CN_ID, "415-555", "12345678", "19491231")
 EN_QUERY = f"I forgot my password and cannot log in, call me at {PHONE_US} or mail {EMAIL}"
@@ -32,16 +29,7 @@ ZH_QUERY = f"我的快递还没到，订单号E2024050112，手机{PHONE_CN}，�
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 
 
-@dataclass
-class Service:
-    client: TestClient
-    catalog: Catalog
-    workspace: Workspace
-    keys: dict[str, str]
-
-    def auth(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[role]}"}
-
+class Service(ApiService):
     def submit(self, query: str) -> dict[str, object]:
         response = self.client.post(
             "/api/v1/support/tickets", json={"query": query}, headers=self.auth("editor")
@@ -50,21 +38,12 @@ class Service:
         body: dict[str, object] = response.json()
         return body
 
-    def count(self, model: type) -> int:
-        with self.catalog.session() as session:
-            return int(session.scalar(select(func.count()).select_from(model)) or 0)
-
 
 @pytest.fixture
 def service(workspace: Workspace, tmp_path: Path) -> Iterator[Service]:
     build_support(workspace, tickets=write_tickets(tmp_path / "t.csv"), embeddings="none", heldout_percent=0)
-    catalog = open_catalog(workspace.database_url)
-    keys = {
-        role: create_api_key(catalog, name=f"{role}-key", role=role).secret
-        for role in ("viewer", "reviewer", "editor")
-    }
-    with TestClient(create_app(workspace)) as client:
-        yield Service(client, catalog, workspace, keys)
+    with running_service(workspace, ("viewer", "reviewer", "editor"), key_prefix="support") as service:
+        yield Service(service.client, service.catalog, service.workspace, service.keys)
 
 
 def test_submit_queue_and_decide_through_the_api(service: Service) -> None:
