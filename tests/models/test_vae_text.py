@@ -99,6 +99,21 @@ def test_sample_takes_prompts_embeddings_and_class_indices() -> None:
         model.sample(2, torch.tensor([0, 5]), seed=0)
 
 
+def test_a_text_models_samples_do_not_depend_on_their_batch(one_torch_thread: None) -> None:
+    torch.set_num_threads(1)  # bit-exactness across batch sizes is promised at one thread
+    model = tiny_text(hidden_channels=8).eval()
+    embeddings = torch.nn.functional.normalize(torch.randn(12, 384), dim=1)  # 12 different prompts
+    seeds = list(range(100, 112))
+    batched = model.sample(12, embeddings, seed=0, seeds=seeds)
+    alone = torch.cat(
+        [model.sample(1, embeddings[i : i + 1], seed=0, seeds=[s]) for i, s in enumerate(seeds)]
+    )
+    assert torch.equal(batched, alone)  # the prior mix, caption similarity and output bias: row by row
+    with torch.no_grad():
+        z = torch.randn(12, 4)
+        torch.testing.assert_close(model.decode(z, embeddings, sampling=True), model.decode(z, embeddings))
+
+
 def test_class_indices_in_the_loss_mean_their_plain_caption() -> None:
     model = tiny_text()
     x, labels = torch.rand(2, 1, 28, 28), torch.tensor([1, 0])
