@@ -9,6 +9,8 @@ is computed row by row the same way whatever B is (checked at 1 and 2 threads by
 tests/models/test_rows.py); for the VAE's latent → feature map layer (26 → 3,136) it is
 also bit for bit the lone row's `F.linear`, so one-by-one samples keep their bytes. The
 price of exactness, paid only when sampling: ≈ 0.01 ms a row for that layer.
+`generate/gpt_rows.py` does the same for the GPT's decoding loop, keeping the expanded
+views across steps (`_Product`) because it runs every product thousands of times.
 """
 
 from __future__ import annotations
