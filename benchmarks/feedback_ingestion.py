@@ -23,9 +23,9 @@ per core of the 2-vCPU machine, as a deployment on PostgreSQL would run it.
 The old code can be measured side by side: `PYTHONPATH=<export of a commit>/src python
 benchmarks/feedback_ingestion.py …` (the servers inherit the path; the catalog schema must match).
 
-The clients speak HTTP/1.1 keep-alive over raw asyncio streams (one connection each): a
-full HTTP client library would spend more CPU than the server on a 2-core machine, and
-the clients share the machine with the server. Latency is per request, send to last
+The clients speak HTTP/1.1 keep-alive over raw asyncio streams (`_lean_http`, one
+connection each): a full HTTP client library would spend more CPU than the server on a
+2-core machine, and the clients share the machine with the server. Latency is per request, send to last
 byte. `--profile` also times the route's own work in-process with cProfile (no HTTP),
 to show where a request's time goes.
 
@@ -39,7 +39,6 @@ import asyncio
 import json
 import os
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _lean_http import Connection, free_port, one_request  # benchmarks/ is on sys.path when run
 
 POSTGRES_URL = os.environ.get(
     "GENLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -152,13 +153,6 @@ def backend(name: str, tmp: Path) -> Iterator[str]:
 # -- the server ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def uvicorn_server(workspace: Path, database_url: str, workers: int, env: dict[str, str]) -> Iterator[int]:
     """`uvicorn --workers N` on a free loopback port, serving the workspace; yields the port."""
@@ -200,46 +194,7 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], workers: int, timeou
     time.sleep(1.0 if workers > 1 else 0.1)  # let the last worker finish importing
 
 
-# -- the clients: HTTP/1.1 keep-alive over asyncio streams ----------------------------------------
-
-
-class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
-
-    async def request(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, bytes]:
-        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        if body is not None:
-            lines.append(f"Content-Length: {len(body)}")
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        return status, await self.reader.readexactly(length)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-async def one_request(
-    port: int, method: str, path: str, body: bytes | None, headers: dict[str, str]
-) -> tuple[int, bytes]:
-    connection = await Connection.open(port)
-    try:
-        return await connection.request(method, path, body, headers)
-    finally:
-        connection.close()
+# -- the clients ----------------------------------------------------------------------------------
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
     python benchmarks/text_generation_http.py      # pool of 1 and 2 workers × batch 1 and 8, vs threads
     python benchmarks/text_generation_http.py --requests 80 --pool-workers 2 --max-batch 1,8 --train-steps 0
+    python benchmarks/text_generation_http.py --pool-workers 2 --max-batch 8 --client lean,httpx
 
 The model: the gpt family's "cpu" preset size (4 layers, 4 heads, 128 wide, 64-token
 context, ~0.8 M parameters), char tokenizer, trained `--train-steps` Adam steps on
@@ -23,10 +24,15 @@ that a shared machine's changing load falls on every design alike:
   FastAPI server usually does.
 
 `--clients` concurrent clients (default 8) each ask for 50 new tokens (temperature 0.8,
-a seed per request) until `--requests` have been answered; after `--warmup` unmeasured
-requests (worker start, model load). Reported: p50/p95 latency (client side), requests/s,
-new tokens/s, server CPU ms per request (the uvicorn process and its workers, from /proc:
-what a design costs, whatever share of a busy machine it got), and "same text": how many
+a seed per request) over a keep-alive connection of their own until `--requests` have been
+answered; after `--warmup` unmeasured requests (worker start, model load). The clients
+share the 2 vCPUs with the server, so by default they are the lean raw-stream client of
+`_lean_http.py` (≈ 0.2 ms of CPU a request); `--client httpx` (or `lean,httpx`: both,
+against the same servers, interleaved) uses httpx's AsyncClient (≈ 2 ms a request).
+
+Reported: p50/p95 latency (client side), requests/s, new tokens/s, server CPU ms per
+request (the uvicorn process and its workers, from /proc: what a design costs, whatever
+share of a busy machine it got), client CPU ms per request, and "same text": how many
 answers equal the thread-per-request server's for the same seed (it calls the model's own
 one-by-one `generate_ids`), so batching is shown not to change a text. Goal (issue #7):
 p95 ≤ 100 ms. The machine may be shared: the load average before and after is printed.
@@ -36,8 +42,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import resource
 import shlex
 import shutil
 import statistics
@@ -52,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _lean_http import Connection, free_port, one_request  # benchmarks/ is on sys.path when run
 from fastapi import Request  # at module level: the route's annotation is resolved from here
 
 WORKSPACE_ENV = "GENLOOP_BENCH_WORKSPACE"
@@ -198,12 +207,9 @@ def baseline_workspace(root: Path, source: Path) -> Path:
 @contextmanager
 def uvicorn_server(
     workspace: Path, pool_workers: int, max_batch: int, source: Path | None = None
-) -> Iterator[tuple[str, int]]:
-    """(base url, server pid) of a uvicorn serving `workspace` with that text-generation pool;
-    with `source`, genloop imported from that src/ folder (server and workers) instead."""
-    import httpx
-    from feedback_ingestion import free_port
-
+) -> Iterator[tuple[int, int]]:
+    """(port, server pid) of a uvicorn serving `workspace` on loopback with that text-generation
+    pool; with `source`, genloop imported from that src/ folder (server and workers) instead."""
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "text_generation_http:app_from_env",
@@ -221,7 +227,6 @@ def uvicorn_server(
         env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.pop("GENLOOP_DATABASE_URL", None)
     env.pop("GENLOOP_NUM_THREADS", None)
-    url = f"http://127.0.0.1:{port}"
     label = f"{pool_workers}-{max_batch}" + ("-baseline" if source else "")
     with (workspace.parent / f"server-{label}.log").open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -231,11 +236,11 @@ def uvicorn_server(
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"uvicorn did not start (see {log.name})")
                 try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    if asyncio.run(one_request(port, "GET", "/healthz", None, {}))[0] == 200:
                         break
-                except httpx.TransportError:
+                except OSError:
                     time.sleep(0.2)
-            yield url, process.pid
+            yield port, process.pid
         finally:
             process.terminate()
             try:
@@ -260,6 +265,9 @@ class Result:
     seconds: float
     cpu_seconds: float = 0.0
     """CPU time of the server process and its workers while this design was measured."""
+    client_cpu_seconds: float = 0.0
+    """CPU time of the clients (this process) meanwhile."""
+    client: str = "lean"
 
 
 def process_tree_cpu_seconds(root_pid: int) -> float:
@@ -285,66 +293,100 @@ def process_tree_cpu_seconds(root_pid: int) -> float:
 
 
 async def run_clients(
-    url: str, path: str, requests: int, clients: int, seed_base: int
+    port: int, path: str, requests: int, clients: int, seed_base: int, client_kind: str = "lean"
 ) -> tuple[list[float], list[int], dict[int, str], float]:
-    import httpx
+    """`requests` generations over `clients` keep-alive connections → latencies, tokens, texts by seed, s.
 
+    `client_kind` "lean" is `_lean_http` (raw asyncio streams); "httpx" is httpx's AsyncClient,
+    which spends ≈ 10× the CPU a request on the same 2 vCPUs as the server (see _lean_http)."""
     counter = iter(range(requests))
     latencies: list[float] = []
     tokens: list[int] = []
     texts: dict[int, str] = {}
-    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"}
 
-    async def client(http: httpx.AsyncClient) -> None:
-        for i in counter:
-            body = {
+    def body(i: int) -> bytes:
+        return json.dumps(
+            {
                 "model": MODEL,
                 "prompt": PROMPTS[i % len(PROMPTS)],
                 "max_new_tokens": 50,
                 "temperature": 0.8,
                 "seed": seed_base + i,
             }
-            started = time.perf_counter()
-            response = await http.post(f"{url}{path}", json=body, headers=headers)
-            latencies.append((time.perf_counter() - started) * 1000)
-            if response.status_code != 200:
-                raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
-            tokens.append(response.json()["tokens"])
-            texts[seed_base + i] = response.json()["text"]
+        ).encode()
+
+    def record(i: int, started: float, status: int, answer: bytes) -> None:
+        latencies.append((time.perf_counter() - started) * 1000)
+        if status != 200:
+            raise RuntimeError(f"{path}: {status} {answer[:300]!r}")
+        reply = json.loads(answer)
+        tokens.append(reply["tokens"])
+        texts[seed_base + i] = reply["text"]
+
+    async def lean_client() -> None:
+        connection = await Connection.open(port)
+        try:
+            for i in counter:
+                started = time.perf_counter()
+                status, answer = await connection.request("POST", path, body(i), headers)
+                record(i, started, status, answer)
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    if client_kind == "lean":
+        await asyncio.gather(*(lean_client() for _ in range(clients)))
+        return latencies, tokens, texts, time.perf_counter() - started
+    import httpx
+
+    async def httpx_client(http: httpx.AsyncClient) -> None:
+        for i in counter:
+            sent = time.perf_counter()
+            response = await http.post(f"http://127.0.0.1:{port}{path}", content=body(i), headers=headers)
+            record(i, sent, response.status_code, response.content)
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(clients)))
-        return latencies, tokens, texts, time.perf_counter() - started
+        await asyncio.gather(*(httpx_client(http) for _ in range(clients)))
+    return latencies, tokens, texts, time.perf_counter() - started
 
 
-def measure_interleaved(
-    designs: list[tuple[tuple[str, int], str, int | None, int | None]], args: argparse.Namespace
-) -> list[Result]:
-    """Every design ((url, server pid), mode, pool workers, max batch) warmed up, then measured in `--rounds`
-    rounds of requests/rounds each, the designs taking turns (order rotated per round): on a
-    shared machine a change of load then hits every design alike. Same seeds for every design."""
-    results = [Result(mode, size, batch, [], [], {}, 0.0) for _, mode, size, batch in designs]
-    for (url, _), mode, _, _ in designs:
-        asyncio.run(run_clients(url, PATHS[mode], args.warmup, args.clients, 10_000_000))
+Design = tuple[tuple[int, int], str, int | None, int | None, str]
+"""((port, server pid), mode, pool workers, max batch, client kind)."""
+
+
+def measure_interleaved(designs: list[Design], args: argparse.Namespace) -> list[Result]:
+    """Every design warmed up, then measured in `--rounds` rounds of requests/rounds each, the
+    designs taking turns (order rotated per round): on a shared machine a change of load then
+    hits every design alike. Same seeds for every design."""
+    results = [Result(mode, n, batch, [], [], {}, 0.0, client=kind) for _, mode, n, batch, kind in designs]
+    for (port, _), mode, _, _, kind in designs:
+        asyncio.run(run_clients(port, PATHS[mode], args.warmup, args.clients, 10_000_000, kind))
     per_round = max(1, args.requests // args.rounds)
     for round_index in range(args.rounds):
         turn = round_index % len(designs)
         for index in [*range(turn, len(designs)), *range(turn)]:
-            (url, pid), mode, _, _ = designs[index]
+            (port, pid), mode, _, _, kind = designs[index]
             seed_base = round_index * per_round
-            cpu_before = process_tree_cpu_seconds(pid)
+            cpu_before, client_before = process_tree_cpu_seconds(pid), own_cpu_seconds()
             latencies, tokens, texts, seconds = asyncio.run(
-                run_clients(url, PATHS[mode], per_round, args.clients, seed_base)
+                run_clients(port, PATHS[mode], per_round, args.clients, seed_base, kind)
             )
             result = results[index]
+            result.client_cpu_seconds += own_cpu_seconds() - client_before
             result.cpu_seconds += process_tree_cpu_seconds(pid) - cpu_before
             result.latencies_ms += latencies
             result.tokens += tokens
             result.texts.update(texts)
             result.seconds += seconds
     return results
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU seconds of this process (the clients) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def p(values: list[float], q: int) -> float:
@@ -372,7 +414,18 @@ def main() -> None:
         help="also serve genloop from this src/ folder (2 workers) as the 'before' design, e.g. from "
         "`mkdir /tmp/before && git archive HEAD src | tar -x -C /tmp/before` → /tmp/before/src",
     )
+    parser.add_argument(
+        "--client",
+        default="lean",
+        help="client kind(s), comma-separated: lean (raw asyncio streams, benchmarks/_lean_http.py) "
+        "and/or httpx (httpx.AsyncClient); each pool design is measured with each",
+    )
+    parser.add_argument(
+        "--skip-threads", action="store_true", help="leave out the thread-per-request reference"
+    )
     args = parser.parse_args()
+    if not set(args.client.split(",")) <= {"lean", "httpx"}:
+        parser.error(f"--client takes lean and/or httpx (got {args.client!r})")
     sys.path.insert(0, str(Path(__file__).parent))
     random.seed(0)
     load_before = os.getloadavg()[0]
@@ -381,19 +434,23 @@ def main() -> None:
         version, parameters, vocab = build_model(root, args.train_steps)
         pools = [(int(n), int(b)) for n in args.pool_workers.split(",") for b in args.max_batch.split(",")]
         with ExitStack() as servers:  # all servers up at once; an idle one costs no CPU
-            designs: list[tuple[tuple[str, int], str, int | None, int | None]] = [
-                (servers.enter_context(uvicorn_server(root, size, batch)), "pool", size, batch)
+            kinds = args.client.split(",")
+            designs: list[Design] = [
+                (port_pid, "pool", size, batch, kind)
                 for size, batch in pools
+                for port_pid in [servers.enter_context(uvicorn_server(root, size, batch))]
+                for kind in kinds
             ]
             if args.baseline_src is not None:
                 source = args.baseline_src.resolve()
-                url_pid = servers.enter_context(
+                port_pid = servers.enter_context(
                     uvicorn_server(baseline_workspace(root, source), 2, 1, source)
                 )
-                designs.insert(0, (url_pid, "baseline", 2, None))
-            designs.append((designs[-1][0], "threads", None, None))  # the reference route, same server
+                designs.insert(0, (port_pid, "baseline", 2, None, kinds[0]))
+            if not args.skip_threads:  # the reference route, on the last server
+                designs.append((designs[-1][0], "threads", None, None, kinds[0]))
             results = measure_interleaved(designs, args)
-    reference = next(r.texts for r in results if r.mode == "threads")
+    reference = next((r.texts for r in results if r.mode == "threads"), None)
     print(
         f"\n{version}: {parameters:,} parameters, 64-token context, {vocab} tokens (chars); "
         f"{args.clients} concurrent clients × 50 new tokens, {args.requests} requests per design "
@@ -403,9 +460,9 @@ def main() -> None:
     )
     print(
         "| server design | p50 ms | p95 ms | requests/s | new tokens/s | mean new tokens "
-        "| server CPU ms / request | same text |"
+        "| server CPU ms / request | client CPU ms / request | same text |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if r.mode == "pool":
             batching = "unbatched" if r.max_batch == 1 else f"batch ≤ {r.max_batch}"
@@ -414,12 +471,15 @@ def main() -> None:
             name = f"persistent pool, 2 workers, code at {args.baseline_src} (before)"
         else:
             name = "thread per request (reference)"
-        same = sum(reference.get(seed) == text for seed, text in r.texts.items())
+        if len(kinds) > 1:
+            name += f", {r.client} client"
+        matching = None if reference is None else sum(reference.get(s) == text for s, text in r.texts.items())
+        same = "—" if matching is None else f"{matching}/{len(r.texts)}"
         print(
             f"| {name} | {p(r.latencies_ms, 50):.0f} | {p(r.latencies_ms, 95):.0f} "
             f"| {len(r.latencies_ms) / r.seconds:.1f} | {sum(r.tokens) / r.seconds:,.0f} "
             f"| {statistics.mean(r.tokens):.1f} | {r.cpu_seconds * 1000 / len(r.latencies_ms):.0f} "
-            f"| {same}/{len(r.texts)} |"
+            f"| {r.client_cpu_seconds * 1000 / len(r.latencies_ms):.1f} | {same} |"
         )
     print(f"\ncommand: python benchmarks/text_generation_http.py {shlex.join(sys.argv[1:])}".rstrip())
 

@@ -25,12 +25,15 @@ from genloop.models.versions import load_model_version
 from genloop.server.app import create_app
 from genloop.server.auth import create_api_key
 from genloop.server.textgen_pool import (
+    DEFAULT_NICE,
     MAX_BATCH_ENV,
+    NICE_ENV,
     WORKERS_ENV,
     TextGenPool,
     TextJob,
     generate_one,
     max_batch_from_env,
+    nice_from_env,
 )
 from genloop.workspace import Workspace
 from support.tiny_generators import register_tiny
@@ -67,6 +70,7 @@ def test_generates_the_models_own_text_in_worker_processes(
         other_seed = client.post(URL, json={**body, "seed": 8}, headers=editor).json()
         pool: TextGenPool = app.state.textgen_pool
         pids = pool.pids
+        priorities = [os.getpriority(os.PRIO_PROCESS, pid) for pid in pids]
     answer = first.json()
     model = load_model_version(workspace, catalog, version).model
     expected = model.generate_text(["hello"], seed=7, max_tokens=40, temperature=0.9)[0]  # type: ignore[operator]
@@ -80,6 +84,8 @@ def test_generates_the_models_own_text_in_worker_processes(
     assert other_seed["label"]["ProduceID"] != label["ProduceID"]
     # two persistent workers, not this process; both gone once the app has shut down
     assert len(pids) == 2 and os.getpid() not in pids
+    # decoding runs below the server's CPU priority, so the API stays responsive under load
+    assert priorities == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + DEFAULT_NICE)] * 2
     assert not any(_alive(pid) for pid in pids), "text-generation workers outlived the app"
 
 
@@ -207,10 +213,19 @@ def test_bad_payloads_get_a_clear_4xx(sqlite_workspace: Workspace, tmp_path: Pat
         assert getattr(app.state, "textgen_pool", None) is None  # rejected before any worker started
 
 
-def test_max_batch_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pool_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MAX_BATCH_ENV, "0")
     with pytest.raises(GenloopError, match=MAX_BATCH_ENV) as error:
         max_batch_from_env()
     assert error.value.hint is not None and "1 to 256" in error.value.hint
     monkeypatch.setenv(MAX_BATCH_ENV, "4")
     assert max_batch_from_env() == 4
+    for bad in ("20", "-1", "low"):
+        monkeypatch.setenv(NICE_ENV, bad)
+        with pytest.raises(GenloopError, match=NICE_ENV) as error:
+            nice_from_env()
+        assert error.value.hint is not None and "0 to 19" in error.value.hint
+    monkeypatch.setenv(NICE_ENV, "0")  # 0: the workers at the server's own priority
+    assert nice_from_env() == 0
+    monkeypatch.delenv(NICE_ENV)
+    assert nice_from_env() == DEFAULT_NICE == 10

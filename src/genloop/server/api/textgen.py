@@ -56,6 +56,7 @@ from genloop.server.textgen_pool import (
     TextJob,
     WorkerCrashedError,
     max_batch_from_env,
+    nice_from_env,
     worker_count_from_env,
 )
 
@@ -157,7 +158,11 @@ def _pool(app: FastAPI, workspace_root: str, database_url: str) -> TextGenPool:
             pool = getattr(app.state, "textgen_pool", None)
             if pool is None:
                 pool = TextGenPool(
-                    Path(workspace_root), database_url, worker_count_from_env(), max_batch_from_env()
+                    Path(workspace_root),
+                    database_url,
+                    worker_count_from_env(),
+                    max_batch_from_env(),
+                    nice_from_env(),
                 ).start()
                 app.state.textgen_pool = pool
     return pool
