@@ -66,7 +66,7 @@ def app_from_env():  # type: ignore[no-untyped-def]
     from genloop.server.app import create_app
     from genloop.workspace import Workspace
 
-    return create_app(Workspace(Path(os.environ[WORKSPACE_ENV])))
+    return create_app(Workspace(Path(os.environ[WORKSPACE_ENV])), long_running=True)  # as genloop serve
 
 
 # -- the catalog ---------------------------------------------------------------------------------

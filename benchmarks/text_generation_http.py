@@ -93,7 +93,7 @@ def app_from_env():  # type: ignore[no-untyped-def]
     from genloop.workspace import Workspace
 
     workspace = Workspace(Path(os.environ[WORKSPACE_ENV]))
-    app = create_app(workspace)
+    app = create_app(workspace, long_running=True)  # as genloop serve
     models: dict[str, Any] = {}
     lock = threading.Lock()
 

@@ -15,7 +15,7 @@ from genloop.catalog.models import (
     Run,
     RunDataset,
 )
-from genloop.errors import NotFoundError
+from genloop.errors import GenloopError, NotFoundError
 
 EXPECTED_TABLES = {
     "dataset_versions",
@@ -127,3 +127,24 @@ def test_idempotency_keys_are_unique(catalog: Catalog) -> None:
         s.add(FeedbackEvent(publication_id="p1", kind="like", viewer_id="v", idempotency_key="k1"))
     with pytest.raises(sa.exc.IntegrityError), catalog.session() as s:
         s.add(FeedbackEvent(publication_id="p1", kind="like", viewer_id="v", idempotency_key="k1"))
+
+
+def test_postgres_pool_size_is_set_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 kept open by default (SQLAlchemy's 5 made 16 concurrent requests reconnect all the
+    time); GENLOOP_DB_POOL_SIZE changes it; a bad value is a clear error. No connection is
+    opened to build an engine."""
+    from sqlalchemy.pool import QueuePool
+
+    from genloop.catalog.session import DEFAULT_POOL_SIZE, POOL_SIZE_ENV, _make_engine
+
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/unused"
+    monkeypatch.delenv(POOL_SIZE_ENV, raising=False)
+    pool = _make_engine(url).pool
+    assert isinstance(pool, QueuePool) and pool.size() == DEFAULT_POOL_SIZE == 16
+    monkeypatch.setenv(POOL_SIZE_ENV, "40")
+    assert _make_engine(url).pool.size() == 40  # type: ignore[attr-defined]
+    for bad in ("0", "many", "-3"):
+        monkeypatch.setenv(POOL_SIZE_ENV, bad)
+        with pytest.raises(GenloopError, match=POOL_SIZE_ENV) as error:
+            _make_engine(url)
+        assert error.value.hint is not None and "1 to 1000" in error.value.hint

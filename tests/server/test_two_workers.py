@@ -36,8 +36,8 @@ ADMIN_KEY = "two-workers-" + secrets.token_urlsafe(24)
 SERVE = (
     "import sys, uvicorn; from pathlib import Path;"
     "from genloop.server.app import create_app; from genloop.workspace import Workspace;"
-    "uvicorn.run(create_app(Workspace(Path(sys.argv[1]))), host='127.0.0.1', port=int(sys.argv[2]),"
-    " log_level='warning')"
+    "uvicorn.run(create_app(Workspace(Path(sys.argv[1])), long_running=True),"
+    " host='127.0.0.1', port=int(sys.argv[2]), log_level='warning')"
 )
 
 

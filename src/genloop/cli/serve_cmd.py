@@ -98,7 +98,7 @@ def serve(
 
     from genloop.server.app import create_app
 
-    app = create_app(ctx.workspace)
+    app = create_app(ctx.workspace, long_running=True)
     url = _url(host, port)
     console = Console(highlight=False)
     console.print(f"genloop console: [bold]{url}[/bold]   (API docs: {url}docs · stop with Ctrl+C)")
