@@ -1,4 +1,4 @@
-"""The load generators' HTTP client: HTTP/1.1 keep-alive over raw asyncio streams.
+"""The serving benchmarks' shared parts: a lean HTTP/1.1 keep-alive client, the served app.
 
 The serving benchmarks run their clients on the same 2-vCPU machine as the server, so
 whatever CPU the clients spend is taken from the server. A full client library costs
@@ -12,7 +12,9 @@ TLS): what a load generator such as wrk does, in Python.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
+from typing import Any
 
 
 def free_port() -> int:
@@ -63,3 +65,14 @@ async def one_request(
         return await connection.request(method, path, body, headers)
     finally:
         connection.close()
+
+
+def served_app(workspace: Any) -> Any:
+    """`create_app(workspace)` as `genloop serve` builds it (start-up heap frozen); for
+    side-by-side runs of older genloop trees (`PYTHONPATH=<tree>/src`) whose create_app
+    had no `long_running`, the plain app."""
+    from genloop.server.app import create_app
+
+    if "long_running" in inspect.signature(create_app).parameters:
+        return create_app(workspace, long_running=True)
+    return create_app(workspace)

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _lean_http import Connection, free_port, one_request  # benchmarks/ is on sys.path when run
+from _lean_http import Connection, free_port, one_request, served_app  # benchmarks/ is on sys.path when run
 
 POSTGRES_URL = os.environ.get(
     "GENLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -63,10 +63,9 @@ TOML = '[project]\nname = "bench"\n'
 
 def app_from_env():  # type: ignore[no-untyped-def]
     """The uvicorn factory (`--factory feedback_ingestion:app_from_env`): $GENLOOP_BENCH_WORKSPACE's app."""
-    from genloop.server.app import create_app
     from genloop.workspace import Workspace
 
-    return create_app(Workspace(Path(os.environ[WORKSPACE_ENV])), long_running=True)  # as genloop serve
+    return served_app(Workspace(Path(os.environ[WORKSPACE_ENV])))
 
 
 # -- the catalog ---------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _lean_http import Connection, free_port, one_request  # benchmarks/ is on sys.path when run
+from _lean_http import Connection, free_port, one_request, served_app  # benchmarks/ is on sys.path when run
 from fastapi import Request  # at module level: the route's annotation is resolved from here
 
 WORKSPACE_ENV = "GENLOOP_BENCH_WORKSPACE"
@@ -88,12 +88,11 @@ def app_from_env():  # type: ignore[no-untyped-def]
 
     from genloop.catalog import open_catalog
     from genloop.models.versions import load_model_version
-    from genloop.server.app import create_app
     from genloop.server.textgen_pool import TextJob, generate_one
     from genloop.workspace import Workspace
 
     workspace = Workspace(Path(os.environ[WORKSPACE_ENV]))
-    app = create_app(workspace, long_running=True)  # as genloop serve
+    app = served_app(workspace)
     models: dict[str, Any] = {}
     lock = threading.Lock()
 
