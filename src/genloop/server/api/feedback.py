@@ -51,6 +51,7 @@ from genloop.server.auth import requires
 from genloop.server.deps import CatalogDep, ViewerDep
 from genloop.server.errors import ERROR_RESPONSES, ErrorBody
 from genloop.server.ratelimit import configured_rate_limit, enforce_viewer_rate_limit
+from genloop.server.writers import run_write
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
 
@@ -138,7 +139,7 @@ class FeedbackPublic(BaseModel):
 # FastAPI runs a plain `def` dependency in the threadpool: a thread hop each, which on a
 # busy 2-core machine cost more than the event's SQL. This one does no I/O, so it is
 # `async def` and runs on the event loop (as do server/deps.py's); the route itself
-# (blocking SQL) takes one hop.
+# (blocking SQL) takes one hop, to the catalog's writer (server/writers.py).
 
 
 async def require_json(request: Request) -> None:
@@ -190,9 +191,9 @@ def _public(event: FeedbackEventInfo) -> FeedbackPublic:
     },
 )
 async def create_feedback(body: FeedbackCreate, catalog: CatalogDep, viewer_id: ViewerDep) -> FeedbackPublic:
-    # async, with the SQL in the threadpool: a sync route would also validate its response
-    # model in the threadpool (a second thread hop per event)
-    return _public(await run_in_threadpool(_store_one, body, catalog, viewer_id))
+    # async, with the SQL off the loop (server/writers.py): a sync route would also validate
+    # its response model in the threadpool (a second thread hop per event)
+    return _public(await run_write(catalog, _store_one, body, catalog, viewer_id))
 
 
 def _store_one(body: FeedbackCreate, catalog: Catalog, viewer_id: str) -> FeedbackEventInfo:
@@ -267,7 +268,7 @@ class BatchResponse(BaseModel):
     **requires("editor"),
 )
 async def create_feedback_batch(body: FeedbackBatch, catalog: CatalogDep) -> BatchResponse:
-    results = await run_in_threadpool(_store_batch, body, catalog)
+    results = await run_write(catalog, _store_batch, body, catalog)
     return BatchResponse(
         stored=sum(r.status == "stored" for r in results),
         replayed=sum(r.status == "replayed" for r in results),

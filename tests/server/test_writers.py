@@ -1,0 +1,36 @@
+"""`run_write`: SQLite writes of a catalog take turns on one thread; PostgreSQL's run in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from genloop.catalog import Catalog
+from genloop.server.writers import run_write
+
+
+def _threads_of_concurrent_writes(catalog: Catalog, count: int = 8) -> tuple[set[int], float]:
+    """The threads `count` concurrent 50 ms writes ran on, and how long they took together."""
+
+    def write(seconds: float) -> int:
+        time.sleep(seconds)
+        return threading.get_ident()
+
+    async def all_at_once() -> list[int]:
+        return await asyncio.gather(*(run_write(catalog, write, 0.05) for _ in range(count)))
+
+    started = time.perf_counter()
+    threads = set(asyncio.run(all_at_once()))
+    return threads, time.perf_counter() - started
+
+
+def test_sqlite_writes_take_turns_on_one_thread_postgres_writes_run_in_the_pool(catalog: Catalog) -> None:
+    threads, seconds = _threads_of_concurrent_writes(catalog)
+    assert threading.get_ident() not in threads  # never on the event loop's thread
+    if catalog.engine.dialect.name == "sqlite":
+        assert len(threads) == 1 and seconds >= 8 * 0.05  # one after another
+        again, _ = _threads_of_concurrent_writes(catalog, 2)
+        assert again == threads  # the catalog's writer thread every time
+    else:
+        assert len(threads) > 1 and seconds < 8 * 0.05  # PostgreSQL locks rows: in parallel
