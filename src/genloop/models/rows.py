@@ -11,9 +11,18 @@ also bit for bit the lone row's `F.linear`, so one-by-one samples keep their byt
 price of exactness, paid only when sampling: ≈ 0.01 ms a row for that layer.
 `generate/gpt_rows.py` does the same for the GPT's decoding loop, keeping the expanded
 views across steps (`_Product`) because it runs every product thousands of times.
+
+Elementwise functions are usually batch-invariant, with one exception seen: torch's
+`sigmoid` on an AVX-512 CPU computes the vectorised body and the leftover tail of a tensor
+differently (last bit), so an item's values depend on where it falls in the batch whenever
+its size is not a multiple of the vector block (784 pixels: yes; 768: no); tanh, exp,
+softmax, GELU and erf were the same in every position. `per_item` runs such a function on
+each item alone.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -32,3 +41,10 @@ def matmul_rows(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor | None
     if bias is None:
         return torch.bmm(rows, weights)[:, 0]
     return torch.baddbmm(bias.expand(batch, 1, -1), rows, weights)[:, 0]
+
+
+def per_item(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """`function` applied to each item of x (B, …) alone, as one-by-one sampling applies it; (B, …)."""
+    if x.shape[0] == 1:
+        return function(x)
+    return torch.cat([function(x[i : i + 1]) for i in range(x.shape[0])])

@@ -63,7 +63,7 @@ from genloop.models.captions import LANGUAGES, class_captions, default_caption
 from genloop.models.conditions import class_indices
 from genloop.models.files import load_model_weights, read_model_config, save_model_files
 from genloop.models.registry import register_model
-from genloop.models.rows import linear_rows, matmul_rows
+from genloop.models.rows import linear_rows, matmul_rows, per_item
 from genloop.models.seeds import generators, standard_normal
 from genloop.models.text_encoders import ENCODER_DIMS, text_encoder
 
@@ -374,7 +374,8 @@ class ConditionalVAE(nn.Module):
         z = prior_mu + torch.exp(0.5 * prior_logvar) * float(params.get("temperature", 1.0)) * eps.to(
             prior_mu
         )
-        return torch.sigmoid(self.decode(z, labels, sampling=True))
+        # per image: torch.sigmoid's bits can depend on the image's place in the batch (rows.py)
+        return per_item(torch.sigmoid, self.decode(z, labels, sampling=True))
 
     def _condition(self, n: int, condition: Any) -> torch.Tensor:
         """`condition` → (n,) class indices, or (n, D) text embeddings (text model)."""
