@@ -8,13 +8,14 @@ silently ignored), and every error names the file and the field::
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from genloop.errors import ConfigError
+from genloop.errors import ConfigError, GenloopError
 
 CONFIG_FILENAME = "genloop.toml"
 STAGE_ORDER = ("collect", "clean", "annotate", "train", "evaluate", "generate", "publish")
@@ -631,3 +632,17 @@ def load_config(path: Path) -> GenloopConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     return parse_config(data, source=str(path))
+
+
+def int_from_env(name: str, default: int, smallest: int, largest: int, what: str) -> int:
+    """An integer setting from the environment variable `name` (for process-level settings such
+    as pool sizes), checked: a clear error instead of a silent default."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not smallest <= int(raw) <= largest:
+        raise GenloopError(
+            f"{name}={raw!r} is not {what}",
+            hint=f"set it to an integer from {smallest} to {largest} (default {default}), or unset it",
+        )
+    return int(raw)

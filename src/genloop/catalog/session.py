@@ -7,7 +7,6 @@ schema to the newest migration, so users never run migrations by hand.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from genloop.config import int_from_env
 from genloop.errors import GenloopError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -89,20 +89,8 @@ def _make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    pool_size = _pool_size_from_env()
+    pool_size = int_from_env(POOL_SIZE_ENV, DEFAULT_POOL_SIZE, 1, 1000, "a connection count")
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
-
-
-def _pool_size_from_env() -> int:
-    raw = os.environ.get(POOL_SIZE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_POOL_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise GenloopError(
-            f"{POOL_SIZE_ENV}={raw!r} is not a connection count",
-            hint=f"set it to an integer from 1 to 1000 (default {DEFAULT_POOL_SIZE}), or unset it",
-        )
-    return int(raw)
 
 
 _open_catalogs: dict[str, Catalog] = {}

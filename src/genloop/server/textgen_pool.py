@@ -58,6 +58,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from genloop.config import int_from_env
 from genloop.errors import GenloopError, NotFoundError
 
 WORKERS_ENV = "GENLOOP_TEXTGEN_WORKERS"
@@ -115,32 +116,19 @@ class TextResult:
     """The most rows decoded together in one step while this one was (itself included)."""
 
 
-def _int_from_env(name: str, default: int, smallest: int, largest: int, what: str) -> int:
-    """An integer setting from the environment, checked: a clear error instead of a silent default."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not smallest <= int(raw) <= largest:
-        raise GenloopError(
-            f"{name}={raw!r} is not {what}",
-            hint=f"set it to an integer from {smallest} to {largest} (default {default}), or unset it",
-        )
-    return int(raw)
-
-
 def worker_count_from_env() -> int:
     """`GENLOOP_TEXTGEN_WORKERS` (default 2)."""
-    return _int_from_env(WORKERS_ENV, DEFAULT_WORKERS, 1, MAX_WORKERS, "a worker count")
+    return int_from_env(WORKERS_ENV, DEFAULT_WORKERS, 1, MAX_WORKERS, "a worker count")
 
 
 def max_batch_from_env() -> int:
     """`GENLOOP_TEXTGEN_MAX_BATCH` (default 8): requests a worker decodes together."""
-    return _int_from_env(MAX_BATCH_ENV, DEFAULT_MAX_BATCH, 1, LARGEST_MAX_BATCH, "a batch size")
+    return int_from_env(MAX_BATCH_ENV, DEFAULT_MAX_BATCH, 1, LARGEST_MAX_BATCH, "a batch size")
 
 
 def nice_from_env() -> int:
     """`GENLOOP_TEXTGEN_NICE` (default 10): the workers' niceness above the server's."""
-    return _int_from_env(NICE_ENV, DEFAULT_NICE, 0, 19, "a niceness increment")
+    return int_from_env(NICE_ENV, DEFAULT_NICE, 0, 19, "a niceness increment")
 
 
 def _sampling_params(job: TextJob) -> dict[str, Any]:
