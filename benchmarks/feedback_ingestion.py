@@ -23,7 +23,7 @@ per core of the 2-vCPU machine, as a deployment on PostgreSQL would run it.
 The old code can be measured side by side: `PYTHONPATH=<export of a commit>/src python
 benchmarks/feedback_ingestion.py …` (the servers inherit the path; the catalog schema must match).
 
-The clients speak HTTP/1.1 keep-alive over raw asyncio streams (`_lean_http`, one
+The clients speak HTTP/1.1 keep-alive over raw asyncio streams (`_serving`, one
 connection each): a full HTTP client library would spend more CPU than the server on a
 2-core machine, and the clients share the machine with the server. Latency is per request, send to last
 byte. `--profile` also times the route's own work in-process with cProfile (no HTTP),
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _lean_http import Connection, free_port, one_request, served_app  # benchmarks/ is on sys.path when run
+from _serving import Connection, free_port, one_request, served_app  # benchmarks/ is on sys.path when run
 
 POSTGRES_URL = os.environ.get(
     "GENLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -27,7 +27,7 @@ that a shared machine's changing load falls on every design alike:
 a seed per request) over a keep-alive connection of their own until `--requests` have been
 answered; after `--warmup` unmeasured requests (worker start, model load). The clients
 share the 2 vCPUs with the server, so by default they are the lean raw-stream client of
-`_lean_http.py` (≈ 0.2 ms of CPU a request); `--client httpx` (or `lean,httpx`: both,
+`_serving.py` (≈ 0.2 ms of CPU a request); `--client httpx` (or `lean,httpx`: both,
 against the same servers, interleaved) uses httpx's AsyncClient (≈ 2 ms a request).
 
 Reported: p50/p95 latency (client side), requests/s, new tokens/s, server CPU ms per
@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _lean_http import Connection, free_port, one_request, served_app  # benchmarks/ is on sys.path when run
+from _serving import Connection, free_port, one_request, served_app  # benchmarks/ is on sys.path when run
 from fastapi import Request  # at module level: the route's annotation is resolved from here
 
 WORKSPACE_ENV = "GENLOOP_BENCH_WORKSPACE"
@@ -296,8 +296,8 @@ async def run_clients(
 ) -> tuple[list[float], list[int], dict[int, str], float]:
     """`requests` generations over `clients` keep-alive connections → latencies, tokens, texts by seed, s.
 
-    `client_kind` "lean" is `_lean_http` (raw asyncio streams); "httpx" is httpx's AsyncClient,
-    which spends ≈ 10× the CPU a request on the same 2 vCPUs as the server (see _lean_http)."""
+    `client_kind` "lean" is `_serving` (raw asyncio streams); "httpx" is httpx's AsyncClient,
+    which spends ≈ 10× the CPU a request on the same 2 vCPUs as the server (see _serving)."""
     counter = iter(range(requests))
     latencies: list[float] = []
     tokens: list[int] = []
@@ -416,7 +416,7 @@ def main() -> None:
     parser.add_argument(
         "--client",
         default="lean",
-        help="client kind(s), comma-separated: lean (raw asyncio streams, benchmarks/_lean_http.py) "
+        help="client kind(s), comma-separated: lean (raw asyncio streams, benchmarks/_serving.py) "
         "and/or httpx (httpx.AsyncClient); each pool design is measured with each",
     )
     parser.add_argument(

@@ -45,6 +45,6 @@ def matmul_rows(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor | None
 
 def per_item(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """`function` applied to each item of x (B, …) alone, as one-by-one sampling applies it; (B, …)."""
-    if x.shape[0] == 1:
+    if x.shape[0] <= 1:  # one item (or none): the call is already the item's own
         return function(x)
     return torch.cat([function(x[i : i + 1]) for i in range(x.shape[0])])
