@@ -129,6 +129,20 @@ def test_idempotency_keys_are_unique(catalog: Catalog) -> None:
         s.add(FeedbackEvent(publication_id="p1", kind="like", viewer_id="v", idempotency_key="k1"))
 
 
+@pytest.mark.postgres
+def test_postgres_queries_are_planned_on_each_run_not_prepared(postgres_url: str) -> None:
+    """psycopg prepares a query on its 5th run by default, and the prepared statement's generic
+    plan, chosen while a table was small, stayed in use as it grew (a feedback batch slowed
+    5x over 30,000 events). A catalog's connections prepare nothing, however often a query runs."""
+    catalog = open_catalog(postgres_url)
+    lookup = sa.select(FeedbackEvent.id).where(FeedbackEvent.idempotency_key == sa.bindparam("key"))
+    with catalog.engine.connect() as connection:
+        for i in range(12):
+            assert connection.execute(lookup, {"key": f"k{i}"}).first() is None
+        prepared = connection.execute(sa.text("SELECT count(*) FROM pg_prepared_statements")).scalar()
+    assert prepared == 0
+
+
 def test_postgres_pool_size_is_set_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     """16 kept open by default (SQLAlchemy's 5 made 16 concurrent requests reconnect all the
     time); GENLOOP_DB_POOL_SIZE changes it; a bad value is a clear error. No connection is
