@@ -1,7 +1,8 @@
-"""Where a route's blocking catalog writes run: SQLite's on one thread per catalog, others in the pool.
+"""Where a route's blocking catalog work runs: SQLite writes on one thread per catalog, the rest in a pool.
 
     route (event loop) ──await run_write(catalog, fn, …)──▶ SQLite:      the catalog's writer thread
-                                                          PostgreSQL:  starlette's thread pool
+                                                          PostgreSQL:  the blocking pool
+    route (event loop) ──await run_blocking(fn, …)────────▶ the blocking pool (reads, key checks)
 
 SQLite admits one writer at a time, so `feedback.events.feedback_transaction` already
 queues this process's writers on a lock. Sent to the thread pool, 16 concurrent feedback
@@ -14,18 +15,25 @@ of 10, five alternated pairs, 2026-11-29): 3.4–4.1 k → 3.5–4.3 k events/s,
 PostgreSQL locks rows, not the database, so its writes run concurrently in the pool. The
 thread is per process and holds no data: two workers' writer threads share nothing but the
 database, whose own locking still decides.
+
+The blocking pool is a plain `ThreadPoolExecutor` reached with `loop.run_in_executor`, not
+starlette's `run_in_threadpool`: anyio's capacity limiter and cancel scopes around each call
+cost more CPU than a key check's query (≈ 10 % of a feedback batch request's CPU, in
+py-spy, 2026-11-29). Like `run_in_threadpool`, a call sees the caller's context variables.
+When the awaiting request is cancelled (the client went away), the call still runs to its
+end in its thread, so a transaction is never cut half-way; its result is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
-
-from starlette.concurrency import run_in_threadpool
 
 from genloop.catalog import Catalog
 
@@ -35,6 +43,11 @@ T = TypeVar("T")
 _writers: weakref.WeakKeyDictionary[Catalog, ThreadPoolExecutor] = weakref.WeakKeyDictionary()
 """Per open catalog: once a catalog is closed and dropped, its executor goes and its thread ends."""
 _writers_guard = threading.Lock()
+
+BLOCKING_THREADS = 32
+"""Enough for every pooled PostgreSQL connection (16 + 16 overflow, catalog/session.py) at once."""
+_blocking = ThreadPoolExecutor(max_workers=BLOCKING_THREADS, thread_name_prefix="genloop-blocking")
+"""Threads start on first use, one at a time as concurrent calls need them."""
 
 
 def _sqlite_writer(catalog: Catalog) -> ThreadPoolExecutor:
@@ -46,9 +59,19 @@ def _sqlite_writer(catalog: Catalog) -> ThreadPoolExecutor:
         return writer
 
 
-async def run_write(catalog: Catalog, write: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """`write(*args, **kwargs)` off the event loop: on the catalog's writer thread for SQLite."""
-    if catalog.engine.dialect.name != "sqlite":
-        return await run_in_threadpool(write, *args, **kwargs)
+async def _run_in(executor: ThreadPoolExecutor, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    context = contextvars.copy_context()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_sqlite_writer(catalog), lambda: write(*args, **kwargs))
+    return await loop.run_in_executor(executor, functools.partial(context.run, call, *args, **kwargs))
+
+
+async def run_blocking(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`call(*args, **kwargs)` off the event loop, on the blocking pool."""
+    return await _run_in(_blocking, call, *args, **kwargs)
+
+
+async def run_write(catalog: Catalog, write: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`write(*args, **kwargs)` off the event loop: on the catalog's writer thread for SQLite,
+    on the blocking pool otherwise."""
+    executor = _sqlite_writer(catalog) if catalog.engine.dialect.name == "sqlite" else _blocking
+    return await _run_in(executor, write, *args, **kwargs)
