@@ -223,8 +223,14 @@ class Publication(Base):
 
 class FeedbackEvent(Base):
     __tablename__ = "feedback_events"
-    # per-viewer rate limits count a viewer's recent events in SQL (no state in any one worker)
-    __table_args__ = (Index("ix_feedback_events_viewer_time", "viewer_id", "created_at"),)
+    __table_args__ = (
+        # per-viewer rate limits count a viewer's recent events in SQL (no state in any one worker)
+        Index("ix_feedback_events_viewer_time", "viewer_id", "created_at"),
+        # de-duplication reads each viewer's latest event per item (feedback/batch.py, dedup.py);
+        # without it SQLite read every event of the batch's items once a batch had more viewers
+        # than items in it (migration 0008)
+        Index("ix_feedback_events_viewer_publication", "viewer_id", "publication_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     publication_id: Mapped[str] = mapped_column(ForeignKey("publications.id"), index=True)
