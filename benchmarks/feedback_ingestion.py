@@ -2,6 +2,7 @@
 
     python benchmarks/feedback_ingestion.py             # SQLite and PostgreSQL, 1 and 2 workers, both modes
     python benchmarks/feedback_ingestion.py --backends sqlite --workers 1 --modes single --requests 2000
+    python benchmarks/feedback_ingestion.py --workers 1 --modes batch --batch-size 10,25 --load max,2000
 
 For each backend (SQLite in a temporary workspace; PostgreSQL in a fresh database that
 is dropped afterwards) and each worker count, a real `uvicorn --workers N` serves the
@@ -15,6 +16,16 @@ de-duplication of repeated clicks never merges two events. Two modes, measured a
   the cookie: what the gallery sends. Latency is per event.
 * batch: `POST /api/v1/feedback/batch` with an editor key, `--batch-size` events per
   request (default 100): what an integration sends. Latency is per batch request.
+
+Two loads, measured apart (`--load`, default both):
+
+* flat out (`max`, closed loop): each client sends its next request as soon as the last is
+  answered. This measures the most events/s the server takes; the latency is then its queue
+  at saturation (with 16 clients, mean latency = 16 / requests per second).
+* a steady offered rate (`2000`, open loop): request i is due at start + i / rate, and its
+  latency counts from when it was due, so a server that falls behind pays for the queue it
+  builds (no coordinated omission, as wrk2 measures). This answers "at 2,000 events/s, what
+  p99 does a sender see?"; the events/s column shows whether the rate was kept up.
 
 Afterwards the catalog is counted: every event answered 2xx must be one stored row (0 lost).
 `genloop serve` runs one process (`--workers 1`); `--workers 2` is `uvicorn --workers 2`, one
@@ -218,7 +229,7 @@ def viewer_id(prefix: str, i: int) -> str:
 
 
 async def send_feedback(
-    port: int, publications: list[str], prefix: str, requests: int, clients: int
+    port: int, publications: list[str], prefix: str, requests: int, clients: int, rate: float | None
 ) -> Outcome:
     """`requests` single-event POSTs from `clients` concurrent connections; each a new viewer and key."""
 
@@ -226,13 +237,21 @@ async def send_feedback(
         headers = {"Content-Type": "application/json", "Cookie": f"genloop_viewer={viewer_id(prefix, i)}"}
         return "/api/v1/feedback", json.dumps(event_body(publications, prefix, i)).encode(), headers, 1
 
-    return await run_clients(port, requests, clients, request)
+    return await run_clients(port, requests, clients, request, rate)
 
 
 async def send_batches(
-    port: int, publications: list[str], prefix: str, events: int, clients: int, batch_size: int, key: str
+    port: int,
+    publications: list[str],
+    prefix: str,
+    events: int,
+    clients: int,
+    rate: float | None,
+    batch_size: int,
+    key: str,
 ) -> Outcome:
-    """`events` events in batch requests of `batch_size`, from `clients` concurrent connections."""
+    """`events` events in batch requests of `batch_size`, from `clients` concurrent connections;
+    `rate` events/s offered (open loop), or None (flat out)."""
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
 
     def request(b: int) -> tuple[str, bytes, dict[str, str], int]:
@@ -240,7 +259,8 @@ async def send_batches(
         batch = [{**event_body(publications, prefix, i), "viewer_id": viewer_id(prefix, i)} for i in numbers]
         return "/api/v1/feedback/batch", json.dumps({"events": batch}).encode(), headers, len(batch)
 
-    return await run_clients(port, -(-events // batch_size), clients, request)
+    requests_per_s = rate / batch_size if rate is not None else None
+    return await run_clients(port, -(-events // batch_size), clients, request, requests_per_s)
 
 
 async def run_clients(
@@ -248,8 +268,17 @@ async def run_clients(
     requests: int,
     clients: int,
     build: Callable[[int], tuple[str, bytes, dict[str, str], int]],
+    requests_per_s: float | None = None,
 ) -> Outcome:
-    """`requests` POSTs `build(i)` (path, body, headers, events in it) over `clients` connections."""
+    """`requests` POSTs `build(i)` (path, body, headers, events in it) over `clients` connections.
+
+    Closed loop (`requests_per_s` None): each client sends its next request as soon as the
+    last is answered, so the server runs flat out and the latency is its queue at saturation
+    (16 clients: mean latency = 16 / requests per second). Open loop: request i is due at
+    start + i / requests_per_s, and its latency counts from when it was due, not from when a
+    free client sent it, so a server that falls behind is charged for the queue it builds
+    (no coordinated omission, as wrk2 measures).
+    """
     counter = iter(range(requests))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -259,9 +288,14 @@ async def run_clients(
         try:
             for i in counter:
                 path, body, headers, events = build(i)
-                started = time.perf_counter()
+                sent = time.perf_counter()
+                if requests_per_s is not None:
+                    due = started + i / requests_per_s
+                    if due > sent:
+                        await asyncio.sleep(due - sent)
+                    sent = due
                 status, _ = await connection.request("POST", path, body, headers)
-                latencies.append((time.perf_counter() - started) * 1000)
+                latencies.append((time.perf_counter() - sent) * 1000)
                 statuses[status] = statuses.get(status, 0) + events
         finally:
             connection.close()
@@ -287,6 +321,8 @@ class Row:
     backend: str
     mode: str
     workers: int
+    offered: float | None
+    """Events/s offered (open loop), None when the clients sent flat out."""
     sent: int
     ok: int
     stored: int
@@ -297,34 +333,59 @@ class Row:
 
 
 def measure(backend_name: str, workers: int, args: argparse.Namespace) -> list[Row]:
-    """One server per backend and worker count; each mode on it in turn, with its own warm-up."""
+    """One server per backend and worker count; each mode and load on it in turn, each mode
+    after its own warm-up."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="genloop-bench-") as tmp, backend(backend_name, Path(tmp)) as url:
         root = Path(tmp) / "ws"
         publications, editor_key = seed(root, url)
         with uvicorn_server(root, url, workers, {}) as port:
-            for mode in args.modes.split(","):
-                if mode == "single":
-                    send = lambda prefix, n: send_feedback(port, publications, prefix, n, args.clients)  # noqa: E731
-                else:
-                    send = lambda prefix, n: send_batches(  # noqa: E731
-                        port, publications, prefix, n, args.clients, args.batch_size, editor_key
+            for mode, size in modes(args):
+
+                def send(prefix: str, n: int, rate: float | None, size: int | None = size) -> Outcome:
+                    if size is None:
+                        return asyncio.run(send_feedback(port, publications, prefix, n, args.clients, rate))
+                    return asyncio.run(
+                        send_batches(port, publications, prefix, n, args.clients, rate, size, editor_key)
                     )
-                asyncio.run(send(f"warm-{mode}-", args.warmup))
-                prefix = f"bench-{uuid.uuid4().hex[:8]}-"
-                outcome = asyncio.run(send(prefix, args.requests))
-                rows.append(
-                    row(backend_name, mode, workers, args.requests, outcome, stored_count(url, prefix))
-                )
+
+                send(f"warm-{size}-", args.warmup, None)
+                for rate in args.loads:
+                    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+                    outcome = send(prefix, args.requests, rate)
+                    stored = stored_count(url, prefix)
+                    rows.append(row(backend_name, mode, workers, rate, args.requests, outcome, stored))
     return rows
 
 
-def row(backend_name: str, mode: str, workers: int, sent: int, outcome: Outcome, stored: int) -> Row:
+def modes(args: argparse.Namespace) -> list[tuple[str, int | None]]:
+    """(label, events per request or None for single events) for each mode and batch size."""
+    chosen: list[tuple[str, int | None]] = []
+    for mode in args.modes.split(","):
+        if mode == "single":
+            chosen.append(("single", None))
+        elif mode == "batch":
+            chosen += [(f"batch of {size}", size) for size in args.batch_sizes]
+        else:
+            raise SystemExit(f"--modes takes single and/or batch, not {mode!r}")
+    return chosen
+
+
+def row(
+    backend_name: str,
+    mode: str,
+    workers: int,
+    offered: float | None,
+    sent: int,
+    outcome: Outcome,
+    stored: int,
+) -> Row:
     ok = sum(n for status, n in outcome.statuses.items() if 200 <= status < 300)
     return Row(
         backend=backend_name,
         mode=mode,
         workers=workers,
+        offered=offered,
         sent=sent,
         ok=ok,
         stored=stored,
@@ -333,6 +394,24 @@ def row(backend_name: str, mode: str, workers: int, sent: int, outcome: Outcome,
         p99_ms=percentile(outcome.latencies_ms, 99),
         other_statuses={s: n for s, n in outcome.statuses.items() if not 200 <= s < 300},
     )
+
+
+def parse_loads(text: str) -> list[float | None]:
+    """`max,2000` → [None, 2000.0]: flat out, then 2,000 events/s offered."""
+    loads: list[float | None] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part == "max":
+            loads.append(None)
+            continue
+        try:
+            rate = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--load takes max or events/s numbers, not {part!r}") from None
+        if rate <= 0:
+            raise argparse.ArgumentTypeError(f"--load rates must be positive, not {part!r}")
+        loads.append(rate)
+    return loads
 
 
 def profile_route(count: int) -> None:
@@ -377,8 +456,22 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts, comma-separated")
     parser.add_argument("--modes", default="single,batch", help="comma-separated: single, batch")
     parser.add_argument("--requests", type=int, default=4000, help="events sent per measurement")
-    parser.add_argument("--batch-size", type=int, default=100, help="events per batch request")
+    parser.add_argument(
+        "--batch-size",
+        dest="batch_sizes",
+        type=lambda text: [int(size) for size in text.split(",")],
+        default=[100],
+        help="events per batch request, comma-separated for several (default 100)",
+    )
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
+    parser.add_argument(
+        "--load",
+        dest="loads",
+        type=parse_loads,
+        default=parse_loads("max,2000"),
+        help="comma-separated: max (clients send flat out) and/or events/s offered at a steady pace "
+        "(open loop, latency from when each request was due); default max,2000",
+    )
     parser.add_argument("--warmup", type=int, default=200, help="events sent first, not measured")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="also profile N events in-process"
@@ -395,15 +488,16 @@ def main() -> None:
     print(
         f"\n{args.clients} concurrent clients, loopback, {os.cpu_count()} CPUs shared by clients and server, "
         f"load average (1 min) {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
-        f"batch: {args.batch_size} events per request, latency per request"
+        "latency per request (a batch's, for batches)"
     )
-    columns = "backend, mode, uvicorn workers, events/s, p50 ms, p99 ms, sent, 2xx, stored, lost, other"
+    columns = "backend, mode, uvicorn workers, load, events/s, p50 ms, p99 ms, sent, 2xx, stored, lost, other"
     print("| " + " | ".join(columns.split(", ")) + " |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         other = ", ".join(f"{s}×{n}" for s, n in sorted(r.other_statuses.items())) or "—"
+        load = "flat out" if r.offered is None else f"{r.offered:,.0f}/s offered"
         print(
-            f"| {r.backend} | {r.mode} | {r.workers} | {r.events_per_s:,.0f} | {r.p50_ms:.1f} "
+            f"| {r.backend} | {r.mode} | {r.workers} | {load} | {r.events_per_s:,.0f} | {r.p50_ms:.1f} "
             f"| {r.p99_ms:.1f} | {r.sent} | {r.ok} | {r.stored} | {r.ok - r.stored} | {other} |"
         )
     print(f"\ncommand: python benchmarks/feedback_ingestion.py {shlex.join(sys.argv[1:])}".rstrip())
