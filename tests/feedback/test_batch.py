@@ -39,6 +39,7 @@ def random_events(rng: random.Random, count: int, prefix: str) -> list[NewEvent]
                 idempotency_key=f"{prefix}key-{key_number:04d}" if rng.random() < 0.4 else None,
                 value=float(rng.randint(0, 5)) if kind == "rating" else None,  # 0 is refused
                 text="text" if kind == "comment" else None,
+                meta={"来源": "广告", "n": rng.randrange(3)} if rng.random() < 0.3 else None,
             )
         )
     return events
@@ -69,9 +70,13 @@ def one_at_a_time(catalog: Catalog, events: list[NewEvent]) -> list[FeedbackEven
 
 
 def stored_rows(catalog: Catalog, prefix: str) -> list[tuple[object, ...]]:
+    """The rows of viewers starting with `prefix`, in id order; meta also as the stored JSON text
+    (the batch sends it to PostgreSQL as text, one-at-a-time as a JSON parameter)."""
     with catalog.session() as session:
-        rows = session.scalars(
-            select(FeedbackEvent).where(FeedbackEvent.viewer_id.startswith(prefix)).order_by(FeedbackEvent.id)
+        rows = session.execute(
+            select(FeedbackEvent, sa.cast(FeedbackEvent.meta, sa.Text).label("meta_text"))
+            .where(FeedbackEvent.viewer_id.startswith(prefix))
+            .order_by(FeedbackEvent.id)
         ).all()
     return [
         (
@@ -81,8 +86,10 @@ def stored_rows(catalog: Catalog, prefix: str) -> list[tuple[object, ...]]:
             r.value,
             r.text,
             r.idempotency_key is None,
+            r.meta,
+            meta_text,
         )
-        for r in rows
+        for r, meta_text in rows
     ]
 
 
@@ -126,7 +133,7 @@ def test_a_batch_reads_its_viewers_latest_events_through_the_viewer_index_on_sql
     cost that grew with the table (23 ms a batch at 30,000 events). The plan must start from
     the viewers, through (viewer_id, publication_id)."""
     from genloop.catalog import open_catalog
-    from genloop.feedback.batch import _LATEST_PER_SLOT
+    from genloop.feedback.batch import _STATEMENTS
 
     catalog = open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     parameters = {
@@ -136,7 +143,7 @@ def test_a_batch_reads_its_viewers_latest_events_through_the_viewer_index_on_sql
     executed: list[tuple[str, Any]] = []
     with catalog.engine.connect() as connection:
         sa.event.listen(connection, "before_cursor_execute", lambda *args: executed.append(args[2:4]))
-        connection.execute(_LATEST_PER_SLOT, parameters).all()
+        connection.execute(_STATEMENTS["sqlite"].latest_per_slot, parameters).all()
         statement, values = executed[0]
         plan = " | ".join(
             row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", values)

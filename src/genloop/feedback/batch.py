@@ -9,6 +9,9 @@ batch, not per event:
     SELECT each (viewer, publication, slot)'s latest event (one GROUP BY)
     INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, key   (multi-row)
 
+(on PostgreSQL each list is one array parameter, `= ANY(…)`, and the rows come from
+`unnest(…)`, so the statements' text is the same for every batch; see _postgres_statements)
+
 then the events are decided in order in memory, each one seeing the ones before it
 (a like then a dislike by one viewer in one batch: the dislike replaces the like). The
 pending rows are inserted early in two cases, so that ids rise in the batch's order:
@@ -21,12 +24,28 @@ another request stored meanwhile (ON CONFLICT did nothing) is read back and sett
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, select
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Select,
+    String,
+    Text,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 
 from genloop.errors import GenloopError, NotFoundError
 from genloop.feedback.dedup import SLOTS, decide
@@ -103,29 +122,100 @@ def _stored(row: Any) -> _Row:
     )
 
 
-_SLOT_NAME = case((EVENTS.c.kind.in_(("like", "dislike")), "reaction"), else_=EVENTS.c.kind)
-_EXISTING_PUBLICATIONS = select(PUBLICATIONS.c.id).where(
-    PUBLICATIONS.c.id.in_(bindparam("ids", expanding=True))
+_SLOT_KINDS = sorted({kind for slot in SLOTS.values() for kind in slot})
+# the kinds inline (our constants), as in events.py: an IN of bound values is re-rendered per call
+_SLOT_NAME = case(
+    (EVENTS.c.kind.in_([literal_column(f"'{kind}'") for kind in ("like", "dislike")]), literal("reaction")),
+    else_=EVENTS.c.kind,
 )
-_HOLDING_KEYS = select(*(EVENTS.c[name] for name in COLUMNS)).where(
-    EVENTS.c.idempotency_key.in_(bindparam("keys", expanding=True))
+_INSERTED_COLUMNS = (
+    "publication_id",
+    "kind",
+    "value",
+    "viewer_id",
+    "idempotency_key",
+    "created_at",
+    "text",
+    "meta",
 )
-_LATEST_PER_SLOT = select(*(EVENTS.c[name] for name in COLUMNS)).where(
-    EVENTS.c.id.in_(
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """A batch's four statements on one dialect; a list parameter holds the batch's values."""
+
+    existing_publications: Select[Any]
+    holding_keys: Select[Any]
+    latest_per_slot: Select[Any]
+    insert_rows: Insert
+    """Pending rows → (id, idempotency_key) of each row inserted (not of those ON CONFLICT skipped)."""
+
+
+def _sqlite_statements() -> _Statements:
+    """IN lists expanded per batch (`expanding` bind parameters), rows inserted as a multi-row VALUES."""
+
+    def among(column: Any, name: str) -> Any:
+        return column.in_(bindparam(name, expanding=True))
+
+    return _Statements(
+        *_lookups(among),
+        insert_rows=INSERTS["sqlite"].returning(EVENTS.c.idempotency_key),
+    )
+
+
+def _postgres_statements() -> _Statements:
+    """Each list is one array parameter (`= ANY(…)`, rows from `unnest`), so a statement's text is
+    the same for every batch. Expanded IN lists and a VALUES row per event made SQLAlchemy render,
+    and psycopg re-parse, a new statement per batch, with a placeholder per value (≈ 1,000 for a
+    batch of 100). Python CPU per batch, alternated (2026-11-29): 8.8-9.1 → 4.4-4.6 ms for 100
+    events, 1.7-1.8 → 1.4-1.6 ms for 10."""
+
+    def among(column: Any, name: str) -> Any:
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(String)))
+
+    types = {column: EVENTS.c[column].type for column in _INSERTED_COLUMNS}
+    types["meta"] = Text()  # sent as JSON text, cast back below (json[] parameters are awkward)
+    rows = (
+        func.unnest(
+            *(bindparam(column, type_=postgresql.ARRAY(types[column])) for column in _INSERTED_COLUMNS)
+        )
+        .table_valued(*_INSERTED_COLUMNS, with_ordinality="position")
+        .render_derived(name="batch_rows")
+    )
+    # ORDER BY position: ids are drawn in the batch's order ("latest wins" is the highest id)
+    values = select(
+        *(rows.c[column] for column in _INSERTED_COLUMNS[:-1]), cast(rows.c.meta, EVENTS.c.meta.type)
+    ).order_by(rows.c.position)
+    insert_rows = (
+        postgresql.insert(EVENTS)
+        .from_select(list(_INSERTED_COLUMNS), values)
+        .on_conflict_do_nothing(index_elements=[EVENTS.c.idempotency_key])
+        .returning(EVENTS.c.id, EVENTS.c.idempotency_key)
+    )
+    return _Statements(*_lookups(among), insert_rows=insert_rows)
+
+
+def _lookups(among: Any) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """The batch's publications that exist; the stored events holding its keys; the latest
+    stored event of each (viewer, publication, slot) it touches."""
+    events = select(*(EVENTS.c[name] for name in COLUMNS))
+    latest_ids = (
         select(func.max(EVENTS.c.id))
         .where(
-            EVENTS.c.viewer_id.in_(bindparam("viewers", expanding=True)),
-            EVENTS.c.publication_id.in_(bindparam("publications", expanding=True)),
-            EVENTS.c.kind.in_(sorted({kind for slot in SLOTS.values() for kind in slot})),
+            among(EVENTS.c.viewer_id, "viewers"),
+            among(EVENTS.c.publication_id, "publications"),
+            EVENTS.c.kind.in_([literal_column(f"'{kind}'") for kind in _SLOT_KINDS]),
         )
         .group_by(EVENTS.c.viewer_id, EVENTS.c.publication_id, _SLOT_NAME)
     )
-)
+    return (
+        select(PUBLICATIONS.c.id).where(among(PUBLICATIONS.c.id, "ids")),
+        events.where(among(EVENTS.c.idempotency_key, "keys")),
+        events.where(EVENTS.c.id.in_(latest_ids)),
+    )
 
 
-_INSERTS_RETURNING_KEYS = {
-    name: insert.returning(EVENTS.c.idempotency_key) for name, insert in INSERTS.items()
-}
+_STATEMENTS = {"sqlite": _sqlite_statements(), "postgresql": _postgres_statements()}
 
 
 def _slot_key(viewer_id: str, publication_id: str, kind: str) -> tuple[str, str, tuple[str, ...]] | None:
@@ -138,15 +228,19 @@ class _Batch:
 
     def __init__(self, connection: Connection, events: Sequence[NewEvent]) -> None:
         self.connection = connection
+        self.statements = _STATEMENTS[connection.dialect.name]
         publications = sorted({e.publication_id for e in events})
         self.publications = (
-            set(connection.scalars(_EXISTING_PUBLICATIONS, {"ids": publications})) if publications else set()
+            set(connection.scalars(self.statements.existing_publications, {"ids": publications}))
+            if publications
+            else set()
         )
         keys = sorted({e.idempotency_key for e in events if e.idempotency_key is not None})
         self.by_key: dict[str, _Row] = {}
         if keys:
             self.by_key = {
-                r.idempotency_key: _stored(r) for r in connection.execute(_HOLDING_KEYS, {"keys": keys})
+                r.idempotency_key: _stored(r)
+                for r in connection.execute(self.statements.holding_keys, {"keys": keys})
             }
         self.latest: dict[tuple[str, str, tuple[str, ...]], _Row] = {}
         slotted = [e for e in events if e.kind in SLOTS]
@@ -155,7 +249,7 @@ class _Batch:
                 "viewers": sorted({e.viewer_id for e in slotted}),
                 "publications": sorted({e.publication_id for e in slotted}),
             }
-            for r in connection.execute(_LATEST_PER_SLOT, parameters):
+            for r in connection.execute(self.statements.latest_per_slot, parameters):
                 slot_key = _slot_key(r.viewer_id, r.publication_id, r.kind)
                 if slot_key is not None:
                     self.latest[slot_key] = _stored(r)
@@ -177,12 +271,13 @@ class _Batch:
         if not self.pending:
             return
         rows, self.pending = self.pending, []
+        parameters: Any = [_parameters(row) for row in rows]
+        if self.connection.dialect.name == "postgresql":  # one array per column (`unnest`)
+            parameters = {column: [row[column] for row in parameters] for column in _INSERTED_COLUMNS}
+            # meta as JSON text; None as JSON null, as the JSON column stores it from a VALUES row
+            parameters["meta"] = [json.dumps(meta) for meta in parameters["meta"]]
         inserted = dict(
-            (key, new_id)
-            for new_id, key in self.connection.execute(
-                _INSERTS_RETURNING_KEYS[self.connection.dialect.name],
-                [_parameters(row) for row in rows],
-            )
+            (key, new_id) for new_id, key in self.connection.execute(self.statements.insert_rows, parameters)
         )
         lost = [row for row in rows if row.idempotency_key not in inserted]
         for row in rows:
@@ -191,7 +286,7 @@ class _Batch:
             winners = {
                 r.idempotency_key: _stored(r)
                 for r in self.connection.execute(
-                    _HOLDING_KEYS, {"keys": [row.idempotency_key for row in lost]}
+                    self.statements.holding_keys, {"keys": [row.idempotency_key for row in lost]}
                 )
             }
             for row in lost:
