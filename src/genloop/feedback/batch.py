@@ -128,16 +128,8 @@ _SLOT_NAME = case(
     (EVENTS.c.kind.in_([literal_column(f"'{kind}'") for kind in ("like", "dislike")]), literal("reaction")),
     else_=EVENTS.c.kind,
 )
-_INSERTED_COLUMNS = (
-    "publication_id",
-    "kind",
-    "value",
-    "viewer_id",
-    "idempotency_key",
-    "created_at",
-    "text",
-    "meta",
-)
+_INSERTED_COLUMNS = tuple(name for name in COLUMNS if name != "id")
+"""What a new row is given (its id comes from the database)."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +176,10 @@ def _postgres_statements() -> _Statements:
     )
     # ORDER BY position: ids are drawn in the batch's order ("latest wins" is the highest id)
     values = select(
-        *(rows.c[column] for column in _INSERTED_COLUMNS[:-1]), cast(rows.c.meta, EVENTS.c.meta.type)
+        *(
+            cast(rows.c.meta, EVENTS.c.meta.type) if column == "meta" else rows.c[column]
+            for column in _INSERTED_COLUMNS
+        )
     ).order_by(rows.c.position)
     insert_rows = (
         postgresql.insert(EVENTS)
