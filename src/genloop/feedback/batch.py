@@ -25,7 +25,7 @@ another request stored meanwhile (ON CONFLICT did nothing) is read back and sett
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -141,6 +141,8 @@ class _Statements:
     latest_per_slot: Select[Any]
     insert_rows: Insert
     """Pending rows → (id, idempotency_key) of each row inserted (not of those ON CONFLICT skipped)."""
+    insert_parameters: Callable[[list[_Row]], Any]
+    """The pending rows as `insert_rows` takes them."""
 
 
 def _sqlite_statements() -> _Statements:
@@ -152,6 +154,7 @@ def _sqlite_statements() -> _Statements:
     return _Statements(
         *_lookups(among),
         insert_rows=INSERTS["sqlite"].returning(EVENTS.c.idempotency_key),
+        insert_parameters=lambda rows: [_parameters(row) for row in rows],  # one VALUES row each
     )
 
 
@@ -187,7 +190,15 @@ def _postgres_statements() -> _Statements:
         .on_conflict_do_nothing(index_elements=[EVENTS.c.idempotency_key])
         .returning(EVENTS.c.id, EVENTS.c.idempotency_key)
     )
-    return _Statements(*_lookups(among), insert_rows=insert_rows)
+    return _Statements(*_lookups(among), insert_rows=insert_rows, insert_parameters=_column_arrays)
+
+
+def _column_arrays(rows: list[_Row]) -> dict[str, list[Any]]:
+    """One array per column for `unnest`; meta as JSON text (None as JSON null, as the JSON
+    column stores it from a VALUES row)."""
+    arrays = {column: [getattr(row, column) for row in rows] for column in _INSERTED_COLUMNS}
+    arrays["meta"] = [json.dumps(meta) for meta in arrays["meta"]]
+    return arrays
 
 
 def _lookups(among: Any) -> tuple[Select[Any], Select[Any], Select[Any]]:
@@ -266,11 +277,7 @@ class _Batch:
         if not self.pending:
             return
         rows, self.pending = self.pending, []
-        parameters: Any = [_parameters(row) for row in rows]
-        if self.connection.dialect.name == "postgresql":  # one array per column (`unnest`)
-            parameters = {column: [row[column] for row in parameters] for column in _INSERTED_COLUMNS}
-            # meta as JSON text; None as JSON null, as the JSON column stores it from a VALUES row
-            parameters["meta"] = [json.dumps(meta) for meta in parameters["meta"]]
+        parameters = self.statements.insert_parameters(rows)
         inserted = dict(
             (key, new_id) for new_id, key in self.connection.execute(self.statements.insert_rows, parameters)
         )

@@ -17,9 +17,11 @@ thread is per process and holds no data: two workers' writer threads share nothi
 database, whose own locking still decides.
 
 The blocking pool is a plain `ThreadPoolExecutor` reached with `loop.run_in_executor`, not
-starlette's `run_in_threadpool`: anyio's capacity limiter and cancel scopes around each call
-cost more CPU than a key check's query (≈ 10 % of a feedback batch request's CPU, in
-py-spy, 2026-11-29). Like `run_in_threadpool`, a call sees the caller's context variables.
+starlette's `run_in_threadpool`, which wraps each call in anyio's capacity limiter and cancel
+scopes: a bare `run_in_threadpool` hop cost 0.23 ms of CPU (docs/benchmarks.md), more than a
+key check's query on SQLite, and the switch took a PostgreSQL feedback batch request from 3.82
+to 3.64 ms of CPU in-process (median of 4, 2026-11-29). Like `run_in_threadpool`, a call sees
+the caller's context variables.
 When the awaiting request is cancelled (the client went away), the call still runs to its
 end in its thread, so a transaction is never cut half-way; its result is dropped.
 """
@@ -45,7 +47,7 @@ _writers: weakref.WeakKeyDictionary[Catalog, ThreadPoolExecutor] = weakref.WeakK
 _writers_guard = threading.Lock()
 
 BLOCKING_THREADS = 32
-"""Enough for every pooled PostgreSQL connection (16 + 16 overflow, catalog/session.py) at once."""
+"""Enough for every connection of the default PostgreSQL pool (16 + 16 overflow, catalog/session.py)."""
 _blocking = ThreadPoolExecutor(max_workers=BLOCKING_THREADS, thread_name_prefix="genloop-blocking")
 """Threads start on first use, one at a time as concurrent calls need them."""
 
