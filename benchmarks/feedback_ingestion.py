@@ -9,7 +9,7 @@ is dropped afterwards) and each worker count, a real `uvicorn --workers N` serve
 app on a free loopback port, and `--clients` concurrent clients (default 16) send
 `--requests` events (default 4 000), each with a unique idempotency key and its own
 viewer id: many viewers, as in production, so the per-viewer rate limit
-(`genloop.server.ratelimit`, on at its default) never triggers and the per-viewer
+(`genloop.feedback.ratelimit`, on at its default) never triggers and the per-viewer
 de-duplication of repeated clicks never merges two events. Two modes, measured apart:
 
 * single: anonymous `POST /api/v1/feedback`, one event per request, the viewer id in
@@ -414,37 +414,44 @@ def parse_loads(text: str) -> list[float | None]:
     return loads
 
 
-def profile_route(count: int) -> None:
-    """cProfile of what the route does per event (rate-limit count, lookup, insert), no HTTP."""
+def profile_route(count: int, group: int) -> None:
+    """cProfile of what the route does per event, no HTTP: groups of `group` events (as
+    `group` concurrent single-event requests are stored, server/group_commit.py) under the
+    per-viewer rate limit."""
     import cProfile
     import pstats
 
     from genloop.catalog import open_catalog
-    from genloop.feedback.events import feedback_transaction, record_feedback_in
-    from genloop.server.ratelimit import enforce_viewer_rate_limit
+    from genloop.feedback.batch import NewEvent, record_feedback_batch
+    from genloop.feedback.events import feedback_transaction
+    from genloop.feedback.ratelimit import RateLimit
 
     with tempfile.TemporaryDirectory(prefix="genloop-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'ws' / '.genloop' / 'genloop.db'}"
         (Path(tmp) / "ws" / ".genloop").mkdir(parents=True)
         publications, _ = seed(Path(tmp) / "ws", url)
         catalog = open_catalog(url)
+        events = [
+            NewEvent(publications[i % PUBLICATIONS], "like", f"profile_{i:016d}", f"profile-{i:08d}")
+            for i in range(count)
+        ]
 
         def work() -> None:
-            for i in range(count):
-                viewer = f"profile_{i:016d}"
+            for start in range(0, count, group):
                 with feedback_transaction(catalog) as connection:
-                    enforce_viewer_rate_limit(connection, viewer, limit=120, window=60)
-                    record_feedback_in(
-                        connection, publication_id=publications[i % PUBLICATIONS], kind="like",
-                        viewer_id=viewer, idempotency_key=f"profile-{i:08d}",
-                    )  # fmt: skip
+                    record_feedback_batch(
+                        connection, events[start : start + group], rate_limit=RateLimit(120, 60)
+                    )
 
         started = time.perf_counter()
         profiler = cProfile.Profile()
         profiler.runcall(work)
         elapsed = time.perf_counter() - started
         per_event = elapsed / count * 1000
-        print(f"\nroute work without HTTP (SQLite, 1 thread, under cProfile): {per_event:.2f} ms/event")
+        print(
+            f"\nroute work without HTTP (SQLite, 1 thread, groups of {group}, under cProfile): "
+            f"{per_event:.2f} ms/event"
+        )
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(18)
 
 
@@ -502,7 +509,7 @@ def main() -> None:
         )
     print(f"\ncommand: python benchmarks/feedback_ingestion.py {shlex.join(sys.argv[1:])}".rstrip())
     if args.profile:
-        profile_route(args.profile)
+        profile_route(args.profile, args.clients)
 
 
 if __name__ == "__main__":

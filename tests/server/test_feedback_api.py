@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from genloop.catalog.models import FeedbackEvent
 from genloop.feedback.importer import MAX_IMPORT_BYTES
+from genloop.feedback.ratelimit import RATE_LIMIT_ENV
 from genloop.server.auth import create_api_key
-from genloop.server.ratelimit import RATE_LIMIT_ENV
 
 if TYPE_CHECKING:
     from tests.server.conftest import SeededCatalog

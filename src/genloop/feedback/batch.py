@@ -59,6 +59,7 @@ from genloop.feedback.events import (
     as_utc,
 )
 from genloop.feedback.kinds import validate_event
+from genloop.feedback.ratelimit import RateLimit, ViewerBudgets
 
 __all__ = ["NewEvent", "record_feedback_batch"]
 
@@ -232,7 +233,14 @@ def _slot_key(viewer_id: str, publication_id: str, kind: str) -> tuple[str, str,
 class _Batch:
     """The batch's view of the catalog: stored rows it touches, plus the rows it accepts."""
 
-    def __init__(self, connection: Connection, events: Sequence[NewEvent]) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        events: Sequence[NewEvent],
+        *,
+        moment: datetime,
+        rate_limit: RateLimit | None,
+    ) -> None:
         self.connection = connection
         self.statements = _STATEMENTS[connection.dialect.name]
         publications = sorted({e.publication_id for e in events})
@@ -259,9 +267,16 @@ class _Batch:
                 slot_key = _slot_key(r.viewer_id, r.publication_id, r.kind)
                 if slot_key is not None:
                     self.latest[slot_key] = _stored(r)
+        self.budgets = (
+            ViewerBudgets(connection, rate_limit, (e.viewer_id for e in events), now=moment)
+            if rate_limit is not None
+            else None
+        )
         self.pending: list[_Row] = []
 
     def accept(self, row: _Row) -> None:
+        if self.budgets is not None:
+            self.budgets.spend(row.viewer_id)
         if row.idempotency_key is None:
             self.flush()  # rows are stored in the batch's order (ids rise with it)
             self._insert_alone(row)
@@ -327,15 +342,27 @@ class _Outcome:
 
 
 def record_feedback_batch(
-    connection: Connection, events: Sequence[NewEvent], *, at: datetime | None = None
+    connection: Connection,
+    events: Sequence[NewEvent],
+    *,
+    at: datetime | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> list[FeedbackEventInfo | GenloopError]:
     """Each event's result, in order: the stored or replayed event, or why it was refused.
 
     Runs in the caller's transaction (`feedback_transaction`); refusals write nothing.
+    With `rate_limit`, a viewer who has stored `limit` events in its window (those stored
+    earlier in this batch included) is refused (`RateLimitedError`), as the anonymous
+    endpoint does (feedback/ratelimit.py).
     """
     moment = (at or datetime.now(UTC)).astimezone(UTC)
     checked = [_checked(event) for event in events]
-    batch = _Batch(connection, [event for event in checked if isinstance(event, NewEvent)])
+    batch = _Batch(
+        connection,
+        [event for event in checked if isinstance(event, NewEvent)],
+        moment=moment,
+        rate_limit=rate_limit,
+    )
     outcomes = [item if isinstance(item, GenloopError) else _decide(batch, item, moment) for item in checked]
     batch.flush()
     results: list[FeedbackEventInfo | GenloopError] = []
@@ -366,6 +393,8 @@ def _checked(event: NewEvent) -> NewEvent | GenloopError:
 
 def _decide(batch: _Batch, event: NewEvent, moment: datetime) -> _Outcome | GenloopError:
     """`record_feedback_in`'s rules, against the batch's view instead of one lookup."""
+    if batch.budgets is not None and (refusal := batch.budgets.refusal(event.viewer_id)) is not None:
+        return refusal
     if event.publication_id not in batch.publications:
         return NotFoundError(
             f"publication {event.publication_id!r} is not in the catalog",

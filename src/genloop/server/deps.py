@@ -44,10 +44,22 @@ async def get_templates(request: Request) -> Jinja2Templates:
 
 async def get_viewer_id(request: Request, response: Response) -> str:
     """The viewer id from the cookie; a new random one (and the cookie) when missing or malformed."""
+    viewer_id, is_new = viewer_of(request)
+    if is_new:
+        set_viewer_cookie(response, viewer_id, request)
+    return viewer_id
+
+
+def viewer_of(request: Request) -> tuple[str, bool]:
+    """(viewer id, whether it is new): the cookie's id, or a new random one when it is missing or
+    malformed (then the response must set it, `set_viewer_cookie`)."""
     current = request.cookies.get(VIEWER_COOKIE)
     if current and _VIEWER_ID.fullmatch(current):
-        return current
-    viewer_id = secrets.token_urlsafe(18)  # 24 characters, 144 random bits
+        return current, False
+    return secrets.token_urlsafe(18), True  # 24 characters, 144 random bits
+
+
+def set_viewer_cookie(response: Response, viewer_id: str, request: Request) -> None:
     response.set_cookie(
         VIEWER_COOKIE,
         viewer_id,
@@ -57,7 +69,6 @@ async def get_viewer_id(request: Request, response: Response) -> str:
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-    return viewer_id
 
 
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]

@@ -1,7 +1,8 @@
 """GenloopError → HTTP: a JSON body `{"detail", "hint"}` for the API, an HTML page for the console.
 
-NotFoundError → 404, a reused idempotency key → 409, any other GenloopError (bad
-input the user can fix) → 400. Anything else is a bug and stays a 500.
+NotFoundError → 404, a reused idempotency key → 409, a viewer over the feedback rate
+limit → 429 with Retry-After, any other GenloopError (bad input the user can fix) → 400.
+Anything else is a bug and stays a 500.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genloop.errors import GenloopError, NotFoundError
 from genloop.feedback.events import IdempotencyConflictError
+from genloop.feedback.ratelimit import RateLimitedError
 
 
 class ErrorBody(BaseModel):
@@ -36,6 +38,8 @@ def status_for(exc: GenloopError) -> int:
         return 404
     if isinstance(exc, IdempotencyConflictError):
         return 409
+    if isinstance(exc, RateLimitedError):
+        return 429
     return 400
 
 
@@ -60,7 +64,10 @@ async def genloop_error_handler(request: Request, exc: Exception) -> Response:
     if _wants_html(request):
         title = "Not found" if status == 404 else "Cannot do that"
         return _error_page(request, status, title, exc.message, exc.hint)
-    return JSONResponse(ErrorBody(detail=exc.message, hint=exc.hint).model_dump(), status_code=status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+    return JSONResponse(
+        ErrorBody(detail=exc.message, hint=exc.hint).model_dump(), status_code=status, headers=headers
+    )
 
 
 async def page_http_error_handler(request: Request, exc: Exception) -> Response:

@@ -31,14 +31,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from genloop.catalog import Catalog
 from genloop.errors import GenloopError
-from genloop.feedback.batch import NewEvent, record_feedback_batch
-from genloop.feedback.events import FeedbackEventInfo, feedback_transaction, record_feedback_in
+from genloop.feedback.batch import NewEvent
+from genloop.feedback.events import FeedbackEventInfo
 from genloop.feedback.importer import MAX_IMPORT_BYTES, TARGETS, ImportReport, import_feedback_csv
 from genloop.feedback.kinds import (
     FEEDBACK_KINDS,
@@ -48,10 +48,10 @@ from genloop.feedback.kinds import (
     validate_event,
 )
 from genloop.server.auth import requires
-from genloop.server.deps import CatalogDep, ViewerDep
+from genloop.server.bodies import json_request_body, json_response, parse_json_body
+from genloop.server.deps import CatalogDep, set_viewer_cookie, viewer_of
 from genloop.server.errors import ERROR_RESPONSES, ErrorBody
-from genloop.server.ratelimit import configured_rate_limit, enforce_viewer_rate_limit
-from genloop.server.writers import run_write
+from genloop.server.group_commit import record_batch_grouped, record_grouped
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
 
@@ -136,13 +136,7 @@ class FeedbackPublic(BaseModel):
     dislikes_change: int = Field(description="The same for dislikes.")
 
 
-# FastAPI runs a plain `def` dependency in the threadpool: a thread hop each, which on a
-# busy 2-core machine cost more than the event's SQL. This one does no I/O, so it is
-# `async def` and runs on the event loop (as do server/deps.py's); the route itself
-# (blocking SQL) takes one hop, to the catalog's writer (server/writers.py).
-
-
-async def require_json(request: Request) -> None:
+def require_json(request: Request) -> None:
     """Refuse bodies that are not declared JSON (CSRF, see the module docstring)."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
@@ -180,8 +174,8 @@ def _public(event: FeedbackEventInfo) -> FeedbackPublic:
     status_code=status.HTTP_201_CREATED,
     operation_id="create_feedback",
     summary=f"Record one feedback event ({', '.join(FEEDBACK_KINDS)}) on a publication",
-    dependencies=[Depends(require_json)],
     max_body_size=MAX_FEEDBACK_BODY_BYTES,
+    openapi_extra=json_request_body(FeedbackCreate),
     responses={
         **ERROR_RESPONSES,
         409: {"model": ErrorBody, "description": "Idempotency key reused for another event"},
@@ -190,27 +184,27 @@ def _public(event: FeedbackEventInfo) -> FeedbackPublic:
         429: {"description": "This viewer sent too much feedback; see Retry-After"},
     },
 )
-async def create_feedback(body: FeedbackCreate, catalog: CatalogDep, viewer_id: ViewerDep) -> FeedbackPublic:
-    # async, with the SQL off the loop (server/writers.py): a sync route would also validate
-    # its response model in the threadpool (a second thread hop per event)
-    return _public(await run_write(catalog, _store_one, body, catalog, viewer_id))
-
-
-def _store_one(body: FeedbackCreate, catalog: Catalog, viewer_id: str) -> FeedbackEventInfo:
-    limit = configured_rate_limit()
-    with feedback_transaction(catalog) as connection:
-        if limit is not None:
-            enforce_viewer_rate_limit(connection, viewer_id, limit=limit.limit, window=limit.window)
-        event = record_feedback_in(
-            connection,
-            publication_id=body.publication_id,
-            kind=body.kind,
-            viewer_id=viewer_id,
-            idempotency_key=body.idempotency_key,
-            value=body.value,
-            text=body.text,
-        )
-    return event
+async def create_feedback(request: Request) -> Response:
+    # The gallery's route, called on every click: the body is read and the answer written by
+    # pydantic-core directly, with no dependency tree to resolve (server/bodies.py). The event
+    # is stored with the other requests' events waiting at the same time, in one transaction
+    # off the loop (server/group_commit.py), and answered once committed.
+    require_json(request)
+    body = await parse_json_body(request, FeedbackCreate)
+    viewer_id, new_viewer = viewer_of(request)
+    event = NewEvent(
+        publication_id=body.publication_id,
+        kind=body.kind,
+        viewer_id=viewer_id,
+        idempotency_key=body.idempotency_key,
+        value=body.value,
+        text=body.text,
+    )
+    catalog: Catalog = request.app.state.catalog
+    response = json_response(_public(await record_grouped(catalog, event)), status_code=201)
+    if new_viewer:
+        set_viewer_cookie(response, viewer_id, request)
+    return response
 
 
 # -- batch ---------------------------------------------------------------------------------------
@@ -268,16 +262,8 @@ class BatchResponse(BaseModel):
     **requires("editor"),
 )
 async def create_feedback_batch(body: FeedbackBatch, catalog: CatalogDep) -> BatchResponse:
-    results = await run_write(catalog, _store_batch, body, catalog)
-    return BatchResponse(
-        stored=sum(r.status == "stored" for r in results),
-        replayed=sum(r.status == "replayed" for r in results),
-        errors=sum(r.status == "error" for r in results),
-        results=results,
-    )
-
-
-def _store_batch(body: FeedbackBatch, catalog: Catalog) -> list[BatchResult]:
+    # stored with the other batches waiting at the same time, in one transaction off the loop
+    # (server/group_commit.py); a database failure stores none of this batch
     events = [
         NewEvent(
             publication_id=item.publication_id,
@@ -290,9 +276,16 @@ def _store_batch(body: FeedbackBatch, catalog: Catalog) -> list[BatchResult]:
         )
         for item in body.events
     ]
-    with feedback_transaction(catalog) as connection:
-        outcomes = record_feedback_batch(connection, events)
-    return [_batch_result(index, outcome) for index, outcome in enumerate(outcomes)]
+    results = [
+        _batch_result(index, outcome)
+        for index, outcome in enumerate(await record_batch_grouped(catalog, events))
+    ]
+    return BatchResponse(
+        stored=sum(r.status == "stored" for r in results),
+        replayed=sum(r.status == "replayed" for r in results),
+        errors=sum(r.status == "error" for r in results),
+        results=results,
+    )
 
 
 def _batch_result(index: int, outcome: FeedbackEventInfo | GenloopError) -> BatchResult:
