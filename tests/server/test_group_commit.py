@@ -222,3 +222,20 @@ def test_concurrent_batches_share_a_transaction_and_a_refused_batch_stores_none_
     assert all(isinstance(o, FeedbackEventInfo) for o in [*mixed[0], *mixed[2]])
     assert len(commits) == 2  # ... after the group failed: d and f went alone
     assert _stored(seeded.catalog) == 15  # none of e's three likes
+
+
+def test_when_the_writer_cannot_be_reached_each_request_gets_the_error_and_the_next_group_works(
+    seeded: SeededCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genloop.server import group_commit
+
+    async def refused(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    pubs = seeded.publication_ids
+    with monkeypatch.context() as patched:
+        patched.setattr(group_commit, "run_write", refused)
+        answers = _at_once(seeded.catalog, [NewEvent(pubs[i], "like", f"viewer_{i}") for i in range(3)])
+    assert all(isinstance(a, RuntimeError) for a in answers)
+    assert _stored(seeded.catalog) == 0
+    assert isinstance(_at_once(seeded.catalog, [NewEvent(pubs[0], "like", "viewer_0")])[0], FeedbackEventInfo)

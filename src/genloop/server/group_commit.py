@@ -129,7 +129,11 @@ async def _store_groups(catalog: Catalog, queue: _Queue) -> None:
     try:
         while queue.pending:
             group = _next_group(queue)
-            answers = await run_write(catalog, _store_group, catalog, queue.lane, group)
+            answers: list[list[Outcome] | Exception]
+            try:
+                answers = await run_write(catalog, _store_group, catalog, queue.lane, group)
+            except Exception as error:  # the executor refused the call (shut down): nothing ran
+                answers = [error] * len(group)
             for request, answer in zip(group, answers, strict=True):
                 if request.answer.done():  # the client went away; its events are stored all the same
                     continue
@@ -139,9 +143,9 @@ async def _store_groups(catalog: Catalog, queue: _Queue) -> None:
                     request.answer.set_result(answer)
             group = []
     finally:
-        # Only when the loop shuts down under us (or the executor is gone): no waiting
-        # request may hang. A group already sent to the writer is still stored or not as a
-        # whole; its requests are cancelled, as a request cut off by the shutdown would be.
+        # Only when the loop shuts down under us: no waiting request may hang. A group
+        # already sent to the writer is still stored or not as a whole; its requests are
+        # cancelled, as a request cut off by the shutdown would be.
         for request in [*group, *queue.pending]:
             request.answer.cancel()
         queue.pending = []
