@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -19,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genloop.server.auth import create_api_key
-from genloop.server.logs import ACCESS_LOGGER, JsonFormatter
+from genloop.server.logs import ACCESS_LOGGER, JsonFormatter, LoopBatchedStreamHandler
 from genloop.server.metrics import LATENCY_BUCKETS, RequestMetrics, escape_label
 from genloop.workspace import DATABASE_URL_ENV, Workspace
 
@@ -206,3 +207,45 @@ def test_genloop_serve_writes_json_request_lines_to_stderr(sqlite_workspace: Wor
     assert len(health) == 1, stderr
     assert health[0]["route"] == "/healthz" and health[0]["status"] == 200
     assert health[0]["logger"] == ACCESS_LOGGER and health[0]["principal"] == "anonymous"
+
+
+def test_the_lines_of_one_loop_turn_are_written_together_in_order() -> None:
+    class CountedWrites(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+    stream = CountedWrites()
+    handler = LoopBatchedStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("genloop.test.batched")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+
+        async def one_turn() -> str:
+            for i in range(5):
+                logger.info("line %d", i)
+            during = stream.getvalue()
+            await asyncio.sleep(0)  # the turn ends: its lines are written
+            await asyncio.sleep(0)
+            return during
+
+        assert asyncio.run(one_turn()) == ""  # nothing written while the turn ran
+        assert stream.getvalue() == "".join(f"line {i}\n" for i in range(5))
+        assert stream.writes == 1
+        logger.info("off the loop")  # no loop on this thread: written at once
+        assert stream.getvalue().endswith("line 4\noff the loop\n")
+
+        async def flushed_before_the_turn_ends() -> tuple[bool, bool]:
+            logger.info("last words")
+            waiting = not stream.getvalue().endswith("last words\n")
+            handler.flush()  # what logging's shutdown does at exit
+            return waiting, stream.getvalue().endswith("off the loop\nlast words\n")
+
+        assert asyncio.run(flushed_before_the_turn_ends()) == (True, True)
+    finally:
+        logger.removeHandler(handler)

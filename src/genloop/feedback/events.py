@@ -16,8 +16,8 @@ once per process, then only their parameters change):
     INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
 
 A lost race (the INSERT returns no row: another request stored the key in between) adds
-a third, reading the winner. This path is the hot one of the anonymous gallery endpoint
-(benchmarks/feedback_ingestion.py), so it speaks SQLAlchemy Core, not the ORM.
+a third, reading the winner. It speaks SQLAlchemy Core, not the ORM, as `batch.py` does,
+which stores the API's events (the gallery's single events in groups, server/group_commit.py).
 """
 
 from __future__ import annotations

@@ -19,13 +19,14 @@ by `genloop serve`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import pydantic_core
 from fastapi import FastAPI
@@ -62,11 +63,57 @@ class JsonFormatter(logging.Formatter):
         return pydantic_core.to_json(line, fallback=str).decode()
 
 
+class LoopBatchedStreamHandler(logging.StreamHandler):
+    """A stream handler that writes the lines of one event-loop turn together, in order.
+
+    When a group of feedback events is committed (server/group_commit.py), its ≈ 16 requests
+    answer in the same turn of the loop, and each wrote its access line with its own write
+    and flush to stderr: ≈ 10 % of the loop's time per request. Here a line emitted on a
+    thread running an event loop waits in a list until that turn ends (`call_soon`), and the
+    turn's lines go out in one write. A line emitted anywhere else is written at once, after
+    any that wait. `flush` (and logging's shutdown at exit) writes whatever waits.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        # emit runs under the handler's lock (Handler.handle), so `_waiting` is ours here
+        self._waiting.append(line)
+        if loop is None:
+            self._write_waiting()
+        elif len(self._waiting) == 1:  # the turn's first line: write them all when the turn ends
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        if self._waiting:
+            text, self._waiting = "".join(self._waiting), []
+            try:
+                self.stream.write(text)
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": text}))
+        super().flush()
+
+
 def access_logger() -> logging.Logger:
     """`genloop.access`, writing JSON lines to stderr (a handler added once per process)."""
     logger = logging.getLogger(ACCESS_LOGGER)
     if not any(getattr(handler, "genloop_json", False) for handler in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = LoopBatchedStreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         handler.genloop_json = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
