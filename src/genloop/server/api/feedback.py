@@ -14,9 +14,10 @@ Batches are per-event, not all-or-nothing: each event is stored, replayed (a ret
 repeat, see feedback/dedup.py) or refused with its reason, independently, and the
 response lists one result per event in order. A batch whose *shape* is wrong (not a
 list of objects with the documented fields and types) is refused whole (422), and
-nothing in it is stored. A batch is one transaction (a refusal writes nothing, so it
-does not spoil it): a database failure half-way stores none of it, and the integration
-retries the whole batch with the same keys.
+nothing in it is stored. A batch is stored in one transaction (a refusal writes nothing,
+so it does not spoil it), shared with the batches that wait at the same time
+(server/group_commit.py; single events are grouped the same way): a database failure
+half-way stores none of it, and the integration retries the whole batch with the same keys.
 
 The answer to one event says how it changed the publication's like and dislike counts
 (`likes_change`, `dislikes_change`: +1, 0 or −1, from the viewer's previous reaction
