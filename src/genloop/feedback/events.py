@@ -29,7 +29,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Insert, RowMapping, Select, Table, bindparam, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    RowMapping,
+    Select,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from genloop.catalog import Catalog
@@ -131,6 +144,20 @@ def _insert_statement(dialect: Any) -> Insert:
 
 _LOOKUPS = {slot: _lookup_statement(slot) for slot in {None, *SLOTS.values()}}
 INSERTS = {"sqlite": _insert_statement(sqlite), "postgresql": _insert_statement(postgresql)}
+
+
+def _in_expanded_list(column: Any, name: str) -> ColumnElement[bool]:
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _in_array(column: Any, name: str) -> ColumnElement[bool]:
+    return column == any_(bindparam(name, type_=postgresql.ARRAY(String)))
+
+
+AMONG = {"sqlite": _in_expanded_list, "postgresql": _in_array}
+"""Per dialect, `column` among the strings of the list parameter `name`: an IN list expanded
+per call on SQLite; one array parameter (`= ANY(…)`) on PostgreSQL, so the statement's text
+is the same for every call and psycopg does not re-parse it."""
 _BY_KEY = select(*(EVENTS.c[name] for name in COLUMNS)).where(
     EVENTS.c.idempotency_key == bindparam("idempotency_key")
 )

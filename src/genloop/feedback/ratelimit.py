@@ -12,7 +12,7 @@ the events of one group are counted in order: a viewer with two events in a grou
 one left of the budget gets the first stored and the second refused, as one request
 after the other would.
 
-Configuration (read on each request, so tests and operators can change it live):
+Configuration (read for each group of events stored, so tests and operators can change it live):
 
     GENLOOP_FEEDBACK_RATE_LIMIT = "120/60"   # events / seconds per viewer (the default)
     GENLOOP_FEEDBACK_RATE_LIMIT = "off"      # no limit (benchmarks on loopback)
@@ -33,11 +33,10 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, String, any_, bindparam, func, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select
 
 from genloop.errors import ConfigError, GenloopError
-from genloop.feedback.events import EVENTS, as_utc
+from genloop.feedback.events import AMONG, EVENTS, as_utc
 
 __all__ = ["RATE_LIMIT_ENV", "RateLimit", "RateLimitedError", "ViewerBudgets", "configured_rate_limit"]
 
@@ -100,11 +99,7 @@ def _recent_events(among: ColumnElement[bool]) -> Select[Any]:
 
 
 _RECENT_EVENTS = {
-    # SQLite: an IN list expanded per group; PostgreSQL: one array, so the text never changes
-    "sqlite": _recent_events(EVENTS.c.viewer_id.in_(bindparam("viewers", expanding=True))),
-    "postgresql": _recent_events(
-        EVENTS.c.viewer_id == any_(bindparam("viewers", type_=postgresql.ARRAY(String)))
-    ),
+    dialect: _recent_events(among(EVENTS.c.viewer_id, "viewers")) for dialect, among in AMONG.items()
 }
 
 

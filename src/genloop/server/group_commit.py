@@ -66,6 +66,7 @@ class _Queue:
     pending: list[_Request] = field(default_factory=list)
     storing: bool = False
     task: asyncio.Task[None] | None = None
+    """The task storing groups: the loop keeps only a weak reference to a task."""
 
 
 _queues: weakref.WeakKeyDictionary[
