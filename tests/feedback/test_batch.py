@@ -8,6 +8,7 @@ which earlier event a replay names, the rows stored and "latest reaction wins" a
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,13 +138,17 @@ def test_a_batch_reads_its_viewers_latest_events_through_the_viewer_index_on_sql
 
     catalog = open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     parameters = {
-        "viewers": [f"viewer-{i:03d}" for i in range(50)],
+        "slot_viewers": [f"viewer-{i:03d}" for i in range(50)],
+        "slot_publications": [f"item-{i:03d}" for i in range(20)],
         "publications": [f"item-{i:03d}" for i in range(20)],
+        "keys": [],
+        "recent_viewers": [],
+        "since": datetime.now(UTC),
     }
     executed: list[tuple[str, Any]] = []
     with catalog.engine.connect() as connection:
         sa.event.listen(connection, "before_cursor_execute", lambda *args: executed.append(args[2:4]))
-        connection.execute(_STATEMENTS["sqlite"].latest_per_slot, parameters).all()
+        connection.execute(_STATEMENTS["sqlite"].view, parameters).all()
         statement, values = executed[0]
         plan = " | ".join(
             row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", values)

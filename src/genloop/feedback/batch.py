@@ -4,9 +4,11 @@ The result is the one `record_feedback` would give for each event in turn (store
 replayed, or refused with its error); only the number of statements differs. Per
 batch, not per event:
 
-    SELECT the batch's publications that exist            (one IN list)
-    SELECT the stored events holding the batch's keys     (one IN list)
-    SELECT each (viewer, publication, slot)'s latest event (one GROUP BY)
+    SELECT … UNION ALL …, one statement, one round trip:      (the batch's view)
+        the batch's publications that exist                   (one IN list)
+        the stored events holding the batch's keys            (one IN list)
+        each (viewer, publication, slot)'s latest event        (one GROUP BY)
+        each viewer's recent events, with a rate limit         (one GROUP BY)
     INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, key   (multi-row)
 
 (on PostgreSQL each list is one array parameter, `= ANY(…)`, and the rows come from
@@ -27,10 +29,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    CompoundSelect,
     Connection,
     Insert,
     Select,
@@ -41,7 +46,9 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     select,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql
 
@@ -134,11 +141,12 @@ _INSERTED_COLUMNS = tuple(name for name in COLUMNS if name != "id")
 
 @dataclass(frozen=True)
 class _Statements:
-    """A batch's four statements on one dialect; a list parameter holds the batch's values."""
+    """A batch's statements on one dialect; a list parameter holds the batch's values."""
 
-    existing_publications: Select[Any]
+    view: CompoundSelect
+    """The batch's view of the catalog, each row tagged by its `source` (see `_view`)."""
     holding_keys: Select[Any]
-    latest_per_slot: Select[Any]
+    """The stored events holding keys (`keys`): read back when another request took a key."""
     insert_rows: Insert
     """Pending rows → (id, idempotency_key) of each row inserted (not of those ON CONFLICT skipped)."""
     insert_parameters: Callable[[list[_Row]], Any]
@@ -195,23 +203,61 @@ def _column_arrays(rows: list[_Row]) -> dict[str, list[Any]]:
     return arrays
 
 
-def _lookups(among: Any) -> tuple[Select[Any], Select[Any], Select[Any]]:
-    """The batch's publications that exist; the stored events holding its keys; the latest
-    stored event of each (viewer, publication, slot) it touches."""
-    events = select(*(EVENTS.c[name] for name in COLUMNS))
+def _lookups(among: Callable[[Any, str], ColumnElement[bool]]) -> tuple[CompoundSelect, Select[Any]]:
+    """`_view` and `holding_keys` with `among` (feedback.events.AMONG) for list parameters."""
+    return _view(among), select(*(EVENTS.c[name] for name in COLUMNS)).where(
+        among(EVENTS.c.idempotency_key, "keys")
+    )
+
+
+def _view(among: Callable[[Any, str], ColumnElement[bool]]) -> CompoundSelect:
+    """Everything a batch reads before deciding, as one statement (one round trip, one execute).
+
+    Four lookups, each a branch of a UNION ALL whose rows have the shape of an event plus
+    `source` (which branch) and `recent` (a count):
+
+        source        rows                                                       parameters
+        "key"         the stored events holding the batch's keys                  keys
+        "latest"      the latest stored event of each (viewer, publication, slot)  slot_viewers,
+                      of the batch's slotted events (max id per GROUP BY)          slot_publications
+        "publication" the batch's publications that exist (publication_id only)   publications
+        "recent"      per viewer: events since `since` (recent) and the oldest's   recent_viewers,
+                      time (created_at), for the rate limit (feedback/ratelimit.py) since
+
+    As four statements, each paid its own execute (SQLAlchemy, the driver) and, on
+    PostgreSQL, its own round trip: ≈ 0.3-0.6 ms each for a group of 8 single events, most
+    of the group's time. A lookup with nothing to look up gets an empty list (no rows).
+    """
+
+    def tagged(source: str, *columns: ColumnElement[Any]) -> Select[Any]:
+        return select(literal_column(f"'{source}'").label("source"), *columns)
+
+    events = [EVENTS.c[name] for name in COLUMNS]
+    no_count = cast(null(), BigInteger).label("recent")
     latest_ids = (
         select(func.max(EVENTS.c.id))
         .where(
-            among(EVENTS.c.viewer_id, "viewers"),
-            among(EVENTS.c.publication_id, "publications"),
+            among(EVENTS.c.viewer_id, "slot_viewers"),
+            among(EVENTS.c.publication_id, "slot_publications"),
             EVENTS.c.kind.in_([literal_column(f"'{kind}'") for kind in _SLOT_KINDS]),
         )
         .group_by(EVENTS.c.viewer_id, EVENTS.c.publication_id, _SLOT_NAME)
     )
-    return (
-        select(PUBLICATIONS.c.id).where(among(PUBLICATIONS.c.id, "ids")),
-        events.where(among(EVENTS.c.idempotency_key, "keys")),
-        events.where(EVENTS.c.id.in_(latest_ids)),
+    only: dict[str, dict[str, ColumnElement[Any]]] = {"publication": {"publication_id": PUBLICATIONS.c.id}}
+    only["recent"] = {"viewer_id": EVENTS.c.viewer_id, "created_at": func.min(EVENTS.c.created_at)}
+
+    def sparse(source: str) -> list[ColumnElement[Any]]:  # the source's columns, NULL elsewhere
+        return [only[source].get(name, null()).label(name) for name in COLUMNS]
+
+    return union_all(
+        tagged("key", *events, no_count).where(among(EVENTS.c.idempotency_key, "keys")),
+        tagged("latest", *events, no_count).where(EVENTS.c.id.in_(latest_ids)),
+        tagged("publication", *sparse("publication"), no_count).where(
+            among(PUBLICATIONS.c.id, "publications")
+        ),
+        tagged("recent", *sparse("recent"), func.count().label("recent"))
+        .where(among(EVENTS.c.viewer_id, "recent_viewers"), EVENTS.c.created_at >= bindparam("since"))
+        .group_by(EVENTS.c.viewer_id),
     )
 
 
@@ -236,35 +282,32 @@ class _Batch:
     ) -> None:
         self.connection = connection
         self.statements = _STATEMENTS[connection.dialect.name]
-        publications = sorted({e.publication_id for e in events})
-        self.publications = (
-            set(connection.scalars(self.statements.existing_publications, {"ids": publications}))
-            if publications
-            else set()
-        )
-        keys = sorted({e.idempotency_key for e in events if e.idempotency_key is not None})
-        self.by_key: dict[str, _Row] = {}
-        if keys:
-            self.by_key = {
-                r.idempotency_key: _stored(r)
-                for r in connection.execute(self.statements.holding_keys, {"keys": keys})
-            }
-        self.latest: dict[tuple[str, str, tuple[str, ...]], _Row] = {}
         slotted = [e for e in events if e.kind in SLOTS]
-        if slotted:
-            parameters = {
-                "viewers": sorted({e.viewer_id for e in slotted}),
-                "publications": sorted({e.publication_id for e in slotted}),
-            }
-            for r in connection.execute(self.statements.latest_per_slot, parameters):
-                slot_key = _slot_key(r.viewer_id, r.publication_id, r.kind)
-                if slot_key is not None:
-                    self.latest[slot_key] = _stored(r)
-        self.budgets = (
-            ViewerBudgets(connection, rate_limit, (e.viewer_id for e in events), now=moment)
-            if rate_limit is not None
-            else None
-        )
+        parameters = {
+            "publications": sorted({e.publication_id for e in events}),
+            "keys": sorted({e.idempotency_key for e in events if e.idempotency_key is not None}),
+            "slot_viewers": sorted({e.viewer_id for e in slotted}),
+            "slot_publications": sorted({e.publication_id for e in slotted}),
+            "recent_viewers": sorted({e.viewer_id for e in events}) if rate_limit is not None else [],
+            "since": moment - timedelta(seconds=rate_limit.window if rate_limit is not None else 0),
+        }
+        self.publications: set[str] = set()
+        self.by_key: dict[str, _Row] = {}
+        self.latest: dict[tuple[str, str, tuple[str, ...]], _Row] = {}
+        recent: list[tuple[str, int, datetime]] = []
+        if events:
+            for r in connection.execute(self.statements.view, parameters):
+                if r.source == "key":
+                    self.by_key[r.idempotency_key] = _stored(r)
+                elif r.source == "latest":
+                    slot_key = _slot_key(r.viewer_id, r.publication_id, r.kind)
+                    if slot_key is not None:
+                        self.latest[slot_key] = _stored(r)
+                elif r.source == "publication":
+                    self.publications.add(r.publication_id)
+                else:
+                    recent.append((r.viewer_id, r.recent, r.created_at))
+        self.budgets = ViewerBudgets(rate_limit, recent, now=moment) if rate_limit is not None else None
         self.pending: list[_Row] = []
 
     def accept(self, row: _Row) -> None:

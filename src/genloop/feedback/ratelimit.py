@@ -31,12 +31,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
-
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select
 
 from genloop.errors import ConfigError, GenloopError
-from genloop.feedback.events import AMONG, EVENTS, as_utc
+from genloop.feedback.events import as_utc
 
 __all__ = ["RATE_LIMIT_ENV", "RateLimit", "RateLimitedError", "ViewerBudgets", "configured_rate_limit"]
 
@@ -89,37 +86,21 @@ def _parse_rate_limit(setting: str) -> RateLimit | None:
     return parsed
 
 
-def _recent_events(among: ColumnElement[bool]) -> Select[Any]:
-    """Per viewer of the group: events stored since `since`, and the oldest one's time."""
-    return (
-        select(EVENTS.c.viewer_id, func.count(), func.min(EVENTS.c.created_at))
-        .where(among, EVENTS.c.created_at >= bindparam("since"))
-        .group_by(EVENTS.c.viewer_id)
-    )
-
-
-_RECENT_EVENTS = {
-    dialect: _recent_events(among(EVENTS.c.viewer_id, "viewers")) for dialect, among in AMONG.items()
-}
-
-
 class ViewerBudgets:
     """What each viewer of a group may still store, read once, then spent event by event."""
 
     def __init__(
-        self, connection: Connection, rate_limit: RateLimit, viewers: Iterable[str], *, now: datetime
+        self, rate_limit: RateLimit, recent: Iterable[tuple[str, int, datetime]], *, now: datetime
     ) -> None:
+        """`recent`: per viewer with events in the window, their count and the oldest's time
+        (the "recent" rows of the batch's view, feedback/batch.py: one GROUP BY viewer_id)."""
         self.rate_limit = rate_limit
         self.now = now
-        since = now - timedelta(seconds=rate_limit.window)
         self.counts: dict[str, int] = {}
         self.oldest: dict[str, datetime] = {}
-        names = sorted(set(viewers))
-        if names:
-            statement = _RECENT_EVENTS[connection.dialect.name]
-            for viewer_id, count, oldest in connection.execute(statement, {"viewers": names, "since": since}):
-                self.counts[viewer_id] = int(count)
-                self.oldest[viewer_id] = as_utc(oldest)
+        for viewer_id, count, oldest in recent:
+            self.counts[viewer_id] = int(count)
+            self.oldest[viewer_id] = as_utc(oldest)
 
     def refusal(self, viewer_id: str) -> RateLimitedError | None:
         """Why this viewer's next event is refused (its budget is spent); None when it may go on."""
