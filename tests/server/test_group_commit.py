@@ -4,6 +4,8 @@ request still gets the answer storing it alone would give (on SQLite and Postgre
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -239,3 +241,93 @@ def test_when_the_writer_cannot_be_reached_each_request_gets_the_error_and_the_n
     assert all(isinstance(a, RuntimeError) for a in answers)
     assert _stored(seeded.catalog) == 0
     assert isinstance(_at_once(seeded.catalog, [NewEvent(pubs[0], "like", "viewer_0")])[0], FeedbackEventInfo)
+
+
+class _HeldWriter:
+    """Holds the writer thread in its first statement until `go` is set (`reached` once it waits),
+    and counts the connections checked out of the catalog's pool."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.engine = catalog.engine
+        self.reached, self.go = threading.Event(), threading.Event()
+        self.checkouts = 0
+        event.listen(self.engine, "before_cursor_execute", self._hold)
+        event.listen(self.engine, "checkout", self._checked_out)
+
+    def _hold(self, *_args: Any) -> None:
+        if not self.reached.is_set():
+            self.reached.set()
+            assert self.go.wait(30), "the test never let the writer go"
+
+    def _checked_out(self, *_args: Any) -> None:
+        self.checkouts += 1
+
+    def remove(self) -> None:
+        self.go.set()
+        event.remove(self.engine, "before_cursor_execute", self._hold)
+        event.remove(self.engine, "checkout", self._checked_out)
+
+
+@pytest.fixture
+def held_writer(seeded: SeededCatalog) -> Iterator[_HeldWriter]:
+    writer = _HeldWriter(seeded.catalog)
+    yield writer
+    writer.remove()
+
+
+def test_the_groups_of_a_burst_share_one_connection_which_goes_back_to_the_pool(
+    seeded: SeededCatalog, held_writer: _HeldWriter, commits: list[int]
+) -> None:
+    pubs = seeded.publication_ids
+
+    async def two_groups() -> list[FeedbackEventInfo]:
+        first = [
+            asyncio.ensure_future(record_grouped(seeded.catalog, NewEvent(pubs[i], "like", f"a_{i}")))
+            for i in range(3)
+        ]
+        await asyncio.to_thread(held_writer.reached.wait, 30)  # the first group is in the writer
+        second = [
+            asyncio.ensure_future(record_grouped(seeded.catalog, NewEvent(pubs[i], "like", f"b_{i}")))
+            for i in range(3)
+        ]
+        await asyncio.sleep(0)  # the second group waits behind it
+        held_writer.go.set()
+        return await asyncio.gather(*first, *second)
+
+    answers = asyncio.run(two_groups())
+    assert len(commits) == 2 and len({a.id for a in answers}) == 6  # two groups, two transactions ...
+    assert held_writer.checkouts == 1  # ... on one connection (one pre-ping on PostgreSQL)
+    assert seeded.catalog.engine.pool.checkedout() == 0  # returned when nothing waited
+
+
+def test_a_group_that_fails_returns_its_connection_and_the_next_group_gets_a_sound_one(
+    seeded: SeededCatalog, poisoned_key: str
+) -> None:
+    pubs = seeded.publication_ids
+    poisoned = NewEvent(pubs[0], "click", "v", idempotency_key=poisoned_key)
+    answers = _at_once(seeded.catalog, [NewEvent(pubs[0], "like", "viewer_0"), poisoned])
+    assert isinstance(answers[0], FeedbackEventInfo) and isinstance(answers[1], sqlalchemy.exc.DBAPIError)
+    assert seeded.catalog.engine.pool.checkedout() == 0
+    assert isinstance(_at_once(seeded.catalog, [NewEvent(pubs[1], "like", "viewer_1")])[0], FeedbackEventInfo)
+    assert _stored(seeded.catalog) == 2
+
+
+def test_a_loop_that_shuts_down_while_a_group_is_stored_gets_the_connection_back_to_the_pool(
+    seeded: SeededCatalog, held_writer: _HeldWriter
+) -> None:
+    pubs = seeded.publication_ids
+
+    async def leave_while_storing() -> None:
+        waiting = asyncio.ensure_future(record_grouped(seeded.catalog, NewEvent(pubs[0], "like", "viewer_0")))
+        await asyncio.to_thread(held_writer.reached.wait, 30)
+        assert not waiting.done()
+        # returning ends asyncio.run: the waiting request and the storing task are cancelled
+
+    asyncio.run(leave_while_storing())
+    assert seeded.catalog.engine.pool.checkedout() == 1  # the writer still stores on it
+    held_writer.go.set()
+    deadline = time.monotonic() + 30
+    while seeded.catalog.engine.pool.checkedout() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seeded.catalog.engine.pool.checkedout() == 0  # returned by the writer once done
+    assert _stored(seeded.catalog) == 1  # the group was stored whole; only the answer was dropped

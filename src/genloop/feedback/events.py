@@ -167,8 +167,11 @@ _sqlite_writers_guard = threading.Lock()
 
 
 @contextmanager
-def feedback_transaction(catalog: Catalog) -> Iterator[Connection]:
+def feedback_transaction(catalog: Catalog, connection: Connection | None = None) -> Iterator[Connection]:
     """One transaction to record feedback in (commit on success); one writer at a time on SQLite.
+
+    On `connection` when given (the caller checked it out and keeps it), else on one from
+    the pool for this transaction.
 
     SQLite admits one writer; the others wait in its busy handler, which sleeps 1, 2, 5,
     10 … 100 ms between tries, so under 16 concurrent requests those sleeps, not the work,
@@ -180,8 +183,13 @@ def feedback_transaction(catalog: Catalog) -> Iterator[Connection]:
     if catalog.engine.dialect.name == "sqlite":
         with _sqlite_writers_guard:
             lock = _sqlite_writers.setdefault(catalog.url, threading.RLock())
-    with lock, catalog.engine.begin() as connection:
-        yield connection
+    with lock:
+        if connection is None:
+            with catalog.engine.begin() as pooled:
+                yield pooled
+        else:
+            with connection.begin():
+                yield connection
 
 
 def record_feedback(
