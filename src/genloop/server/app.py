@@ -45,6 +45,7 @@ from genloop.server.api import (
 )
 from genloop.server.api import annotations as annotations_api
 from genloop.server.errors import install_error_handlers
+from genloop.server.hot_routes import HotRoutes
 from genloop.server.logs import install_logging
 from genloop.server.middleware import SecurityHeadersMiddleware
 from genloop.server.web import adcopy_console, console, docs, login, pages, support_console
@@ -78,9 +79,11 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def create_app(workspace: Workspace, *, long_running: bool = False) -> FastAPI:
+def create_app(workspace: Workspace, *, long_running: bool = False, hot_routes: bool = True) -> FastAPI:
     """The app of `workspace`; `long_running` (genloop serve, uvicorn factories): also freeze
-    the start-up heap (`freeze_startup_heap`) once the app is built."""
+    the start-up heap (`freeze_startup_heap`) once the app is built. `hot_routes=False`: the
+    gallery's feedback POST goes through the app's layers like every route (server/hot_routes.py;
+    for side-by-side tests and measurements)."""
     app = FastAPI(
         title="genloop",
         version=__version__,
@@ -93,6 +96,8 @@ def create_app(workspace: Workspace, *, long_running: bool = False) -> FastAPI:
     app.state.workspace = workspace
     app.state.catalog = open_catalog(workspace.database_url)
     app.state.templates = create_templates()
+    if hot_routes:  # innermost of ours: the request log and the security headers wrap it too
+        app.add_middleware(HotRoutes, routes=feedback.HOT_ROUTES, exception_handlers=app.exception_handlers)
     app.add_middleware(SecurityHeadersMiddleware)
     install_logging(app)
     install_error_handlers(app)

@@ -53,6 +53,7 @@ from genloop.server.bodies import json_request_body, json_response, parse_json_b
 from genloop.server.deps import CatalogDep, set_viewer_cookie, viewer_of
 from genloop.server.errors import ERROR_RESPONSES, ErrorBody
 from genloop.server.group_commit import record_batch_grouped, record_grouped
+from genloop.server.hot_routes import HotRoute
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
 
@@ -186,7 +187,8 @@ def _public(event: FeedbackEventInfo) -> FeedbackPublic:
     },
 )
 async def create_feedback(request: Request) -> Response:
-    # The gallery's route, called on every click: the body is read and the answer written by
+    # The gallery's route, called on every click: a hot route (HOT_ROUTES below), called
+    # without the app's per-request layers; the body is read and the answer written by
     # pydantic-core directly, with no dependency tree to resolve (server/bodies.py). The event
     # is stored with the other requests' events waiting at the same time, in one transaction
     # off the loop (server/group_commit.py), and answered once committed.
@@ -206,6 +208,10 @@ async def create_feedback(request: Request) -> Response:
     if new_viewer:
         set_viewer_cookie(response, viewer_id, request)
     return response
+
+
+HOT_ROUTES = (HotRoute("POST", f"{router.prefix}/feedback", create_feedback, MAX_FEEDBACK_BODY_BYTES),)
+"""Called directly, without the app's per-request layers (server/hot_routes.py)."""
 
 
 # -- batch ---------------------------------------------------------------------------------------
