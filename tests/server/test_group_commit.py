@@ -168,6 +168,29 @@ def test_an_event_the_database_refuses_does_not_fail_the_rest_of_its_group(
     assert _stored(seeded.catalog) == 4
 
 
+def test_a_group_that_writes_twice_then_fails_keeps_none_of_its_first_write(
+    seeded: SeededCatalog, poisoned_key: str, commits: list[int]
+) -> None:
+    """A like and then a dislike by one viewer make the group insert the like first (the
+    dislike's derived key names it); the poisoned event then fails the group's last INSERT.
+    On PostgreSQL the group runs in autocommit mode, where the first write opens the
+    transaction: the like must be rolled back with the rest, so that storing it again alone
+    answers it as new (not as a replay of a like that survived)."""
+    pub = seeded.publication_ids[0]
+    events = [
+        NewEvent(publication_id=pub, kind="like", viewer_id="viewer_x"),
+        NewEvent(publication_id=pub, kind="dislike", viewer_id="viewer_x"),
+        NewEvent(publication_id=pub, kind="click", viewer_id="viewer_y", idempotency_key=poisoned_key),
+    ]
+    answers = _at_once(seeded.catalog, events)
+    like, dislike, poisoned = answers
+    assert isinstance(like, FeedbackEventInfo) and not like.replayed
+    assert isinstance(dislike, FeedbackEventInfo) and dislike.supersedes == "like"
+    assert isinstance(poisoned, sqlalchemy.exc.DBAPIError)
+    assert len(commits) == 2 and _stored(seeded.catalog) == 2  # the group's, rolled back; then each alone
+    assert seeded.catalog.engine.pool.checkedout() == 0
+
+
 def test_a_request_that_goes_away_leaves_its_event_stored_and_the_others_answered(
     seeded: SeededCatalog,
 ) -> None:

@@ -282,6 +282,8 @@ class _Batch:
     ) -> None:
         self.connection = connection
         self.statements = _STATEMENTS[connection.dialect.name]
+        self.autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        self.in_transaction = False
         slotted = [e for e in events if e.kind in SLOTS]
         parameters = {
             "publications": sorted({e.publication_id for e in events}),
@@ -323,10 +325,13 @@ class _Batch:
         if slot_key is not None:
             self.latest[slot_key] = row
 
-    def flush(self) -> None:
-        """Insert the pending rows (one multi-row statement); rows another request beat are read back."""
+    def flush(self, *, last: bool = False) -> None:
+        """Insert the pending rows (one multi-row statement); rows another request beat are read back.
+        `last`: no row is inserted after these (see `_write`)."""
         if not self.pending:
             return
+        if not last:
+            self._write()
         rows, self.pending = self.pending, []
         parameters = self.statements.insert_parameters(rows)
         inserted = dict(
@@ -351,7 +356,22 @@ class _Batch:
                     )
                 row.lost_to = winner
 
+    def _write(self) -> None:
+        """Before a write that is not the batch's last: on a connection in autocommit mode, BEGIN.
+
+        On an autocommit connection (the group commit's, on PostgreSQL) the batch's usual
+        single write, one multi-row INSERT, is a transaction of its own, so the batch costs
+        two round trips (its view, its INSERT) instead of four (BEGIN, view, INSERT, COMMIT).
+        A batch that writes more than once (an event whose slot already has a pending row, an
+        event with no key) opens a transaction before its first write, and the caller's
+        commit (or rollback) ends it: a batch still stores all or nothing of itself.
+        """
+        if self.autocommit and not self.in_transaction:
+            self.connection.exec_driver_sql("BEGIN")
+            self.in_transaction = True
+
     def _insert_alone(self, row: _Row) -> None:
+        self._write()
         row.id = int(
             self.connection.execute(INSERTS[self.connection.dialect.name], _parameters(row)).scalar_one()
         )
@@ -386,7 +406,10 @@ def record_feedback_batch(
 ) -> list[FeedbackEventInfo | GenloopError]:
     """Each event's result, in order: the stored or replayed event, or why it was refused.
 
-    Runs in the caller's transaction (`feedback_transaction`); refusals write nothing.
+    Runs in the caller's transaction (`feedback_transaction`); refusals write nothing. On a
+    connection in autocommit mode (isolation_level="AUTOCOMMIT", PostgreSQL), a batch that
+    writes once writes in one statement, and one that writes more opens a transaction for
+    its writes, which the caller's commit ends (`_Batch._write`).
     With `rate_limit`, a viewer who has stored `limit` events in its window (those stored
     earlier in this batch included) is refused (`RateLimitedError`), as the anonymous
     endpoint does (feedback/ratelimit.py).
@@ -400,7 +423,7 @@ def record_feedback_batch(
         rate_limit=rate_limit,
     )
     outcomes = [item if isinstance(item, GenloopError) else _decide(batch, item, moment) for item in checked]
-    batch.flush()
+    batch.flush(last=True)
     results: list[FeedbackEventInfo | GenloopError] = []
     for outcome in outcomes:
         if isinstance(outcome, GenloopError):

@@ -25,7 +25,10 @@ promise that a failure stores none of it.
 The groups of a burst (one after the other, while requests keep arriving) are stored on
 one connection, checked out of the pool when the burst starts and returned when nothing
 waits (`_HeldConnection`): the pool's pre-ping (a round trip on PostgreSQL) is paid once per
-burst, not once per group.
+burst, not once per group. On PostgreSQL that connection is in autocommit mode, so a group
+that writes once (one multi-row INSERT, the usual case) is two round trips, its view and its
+INSERT, instead of BEGIN, view, INSERT, COMMIT; a group that writes more opens a transaction
+before its first write (feedback/batch.py, `_Batch._write`).
 
 Single events (anonymous, rate-limited per viewer) and batches (an editor's, not limited)
 queue apart. State is per event loop and per catalog, and holds only events not yet stored:
@@ -159,7 +162,7 @@ class _HeldConnection:
                 if self.released:  # the burst ended under us (loop shutdown): a pooled connection
                     return _store(self.catalog, lane, group)
                 if self.connection is None:
-                    self.connection = self.catalog.engine.connect()
+                    self.connection = self._connect()
                 try:
                     return _store(self.catalog, lane, group, self.connection)
                 except BaseException:
@@ -168,6 +171,15 @@ class _HeldConnection:
         finally:
             if self.released:
                 self.release()
+
+    def _connect(self) -> Connection:
+        """A pooled connection; on PostgreSQL in autocommit mode, so that a group's one INSERT
+        commits itself (two round trips a group, not four: feedback/batch.py, `_Batch._write`).
+        The pool resets the mode when the connection goes back."""
+        connection = self.catalog.engine.connect()
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection
 
     def release(self) -> None:
         """Return the connection to the pool now, or (while a group is stored) when that ends."""
