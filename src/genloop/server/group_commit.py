@@ -138,9 +138,9 @@ class _HeldConnection:
     """The connection a burst of groups is stored on, kept between its groups.
 
     Checking a connection out of the pool runs the engine's pre-ping, a `SELECT 1` round
-    trip on PostgreSQL: one of five per group (ping, BEGIN, the batch's view, INSERT,
-    COMMIT), ≈ 19 % of the writer thread's time in a served run (py-spy, 16 clients, single
-    events). A burst's groups follow each other within milliseconds, so the ping runs once,
+    trip on PostgreSQL: ≈ 19 % of the writer thread's time in a served run when it was one
+    of five round trips per group (py-spy, 16 clients, single events; now it would be one of
+    three). A burst's groups follow each other within milliseconds, so the ping runs once,
     when the burst's first group checks the connection out.
 
     Used on the writer thread; `release` may come from the event loop's thread, while a
