@@ -171,7 +171,9 @@ def feedback_transaction(catalog: Catalog, connection: Connection | None = None)
     """One transaction to record feedback in (commit on success); one writer at a time on SQLite.
 
     On `connection` when given (the caller checked it out and keeps it), else on one from
-    the pool for this transaction.
+    the pool for this transaction. A given connection in autocommit mode (the group commit's
+    on PostgreSQL) gets no transaction here: `record_feedback_batch` opens one when it writes
+    more than once, and the commit on exit ends it.
 
     SQLite admits one writer; the others wait in its busy handler, which sleeps 1, 2, 5,
     10 … 100 ms between tries, so under 16 concurrent requests those sleeps, not the work,

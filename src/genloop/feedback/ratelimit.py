@@ -1,14 +1,14 @@
 """Per-viewer rate limit of the anonymous feedback endpoint, counted in SQL.
 
 A viewer (the pseudonymous cookie id) may store at most `limit` events per sliding
-`window` seconds. The count is one `SELECT … GROUP BY viewer_id` over the recent events
-of a group's viewers (index `ix_feedback_events_viewer_time`), so every API worker sees
-the same number: there is no in-process counter that two workers could disagree on.
+`window` seconds. The count is a `GROUP BY viewer_id` over the recent events of a group's
+viewers (index `ix_feedback_events_viewer_time`), a branch of the statement in which the
+group reads the catalog before deciding (`feedback.batch`, `_view`), so every API worker
+sees the same number: there is no in-process counter that two workers could disagree on.
 Replays (repeats, retries) store nothing and so cost nothing, but a viewer at the limit
-is refused before anything is looked up, replay or not.
+is refused before its event is decided, replay or not.
 
-The count runs in the transaction that then records the events (`feedback.batch`), and
-the events of one group are counted in order: a viewer with two events in a group and
+The events of one group are counted in order: a viewer with two events in a group and
 one left of the budget gets the first stored and the second refused, as one request
 after the other would.
 
